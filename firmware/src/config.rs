@@ -1,0 +1,393 @@
+//! The firmware's options, parsed from its command line (see [`crate::cmdline`]).
+//!
+//! Every malformed or unknown option is an error with a message naming it; the
+//! firmware prints it with the usage text and exits with [`USAGE_EXIT_CODE`].
+
+use crate::cmdline::Args;
+
+/// The usage text printed by `--help` and after an argument error.
+pub const USAGE: &str = "\
+usage: firmware [OPTIONS]
+  --url ws://A.B.C.D:PORT/PATH  server to talk to (no URL: boot check only)
+  --proto rfc6455|hixie76       handshake and framing (default rfc6455)
+  --origin TEXT                 Origin header (default http://<own address>)
+  --subprotocol TEXT            subprotocol to ask for
+  --count N                     messages to send (default 8)
+  --message TEXT                send TEXT every time (default: generated set)
+  --retry N                     connect attempts after the first (default 0)
+  --timeout-ms N                bound on every wait (default 5000)
+  --ip A.B.C.D/N                static address (default: DHCP)
+  --gateway A.B.C.D             default route with --ip
+  --echo                        echo every message back unchanged until closed
+  --autobahn ws://A.B.C.D:PORT  run the Autobahn fuzzing server's cases
+  --crash panic|hardfault       fail on purpose (tests of the fault paths)
+  --help                        this text
+Quote an argument holding spaces: --message \"two words\".";
+
+/// Exit status for a bad command line.
+pub const USAGE_EXIT_CODE: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Rfc6455,
+    Hixie76,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crash {
+    Panic,
+    HardFault,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Print the banner and the arguments, then exit 0.
+    BootCheck,
+    /// Send messages and check that each comes back reversed.
+    ReverseEcho,
+    /// Send every received message back unchanged until the server closes.
+    Echo,
+    /// Walk the Autobahn TestSuite fuzzing server's cases.
+    Autobahn,
+}
+
+/// An IPv4 `ws://` URL. Names are not resolved: the firmware has no DNS client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsUrl<'a> {
+    /// `A.B.C.D:PORT` as written, for the Host header.
+    pub authority: &'a str,
+    pub ip: [u8; 4],
+    pub port: u16,
+    /// Starts with `/`.
+    pub path: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticIp {
+    pub address: [u8; 4],
+    pub prefix_len: u8,
+    pub gateway: Option<[u8; 4]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config<'a> {
+    pub mode: Mode,
+    pub url: Option<WsUrl<'a>>,
+    pub protocol: Protocol,
+    pub origin: Option<&'a str>,
+    pub subprotocol: Option<&'a str>,
+    pub count: u32,
+    pub message: Option<&'a str>,
+    pub retries: u32,
+    pub timeout_ms: u32,
+    pub static_ip: Option<StaticIp>,
+    pub crash: Option<Crash>,
+    pub help: bool,
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config {
+            mode: Mode::BootCheck,
+            url: None,
+            protocol: Protocol::Rfc6455,
+            origin: None,
+            subprotocol: None,
+            count: 8,
+            message: None,
+            retries: 0,
+            timeout_ms: 5000,
+            static_ip: None,
+            crash: None,
+            help: false,
+        }
+    }
+}
+
+/// What was wrong with the command line: a message and the argument it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgError<'a> {
+    pub message: &'static str,
+    pub argument: &'a str,
+}
+
+fn err<'a, T>(message: &'static str, argument: &'a str) -> Result<T, ArgError<'a>> {
+    Err(ArgError { message, argument })
+}
+
+impl<'a> Config<'a> {
+    /// Parses `args`, whose first element is the program name.
+    pub fn parse(args: &Args<'a>) -> Result<Config<'a>, ArgError<'a>> {
+        let mut config = Config::default();
+        let mut gateway = None;
+        let mut echo = false;
+        let mut autobahn = None;
+        let mut it = args.iter().skip(1);
+        while let Some(option) = it.next() {
+            if option == "--help" || option == "-h" {
+                config.help = true;
+                continue;
+            }
+            if option == "--echo" {
+                echo = true;
+                continue;
+            }
+            let Some(value) = it.next() else {
+                return match option {
+                    "--url" | "--proto" | "--origin" | "--subprotocol" | "--count"
+                    | "--message" | "--retry" | "--timeout-ms" | "--ip" | "--gateway"
+                    | "--autobahn" | "--crash" => err("option needs a value", option),
+                    _ => err("unknown option", option),
+                };
+            };
+            match option {
+                "--url" => config.url = Some(parse_url(value)?),
+                "--autobahn" => autobahn = Some(parse_url(value)?),
+                "--proto" => {
+                    config.protocol = match value {
+                        "rfc6455" => Protocol::Rfc6455,
+                        "hixie76" => Protocol::Hixie76,
+                        _ => return err("--proto takes rfc6455 or hixie76", value),
+                    }
+                }
+                "--origin" => config.origin = Some(value),
+                "--subprotocol" => config.subprotocol = Some(value),
+                "--message" => config.message = Some(value),
+                "--count" => config.count = parse_u32(value, "--count takes a whole number")?,
+                "--retry" => config.retries = parse_u32(value, "--retry takes a whole number")?,
+                "--timeout-ms" => {
+                    config.timeout_ms = parse_u32(value, "--timeout-ms takes a whole number")?;
+                    if config.timeout_ms == 0 {
+                        return err("--timeout-ms must be at least 1", value);
+                    }
+                }
+                "--ip" => {
+                    let (address, prefix) = value.split_once('/').ok_or(ArgError {
+                        message: "--ip takes A.B.C.D/N",
+                        argument: value,
+                    })?;
+                    let address = parse_ipv4(address).ok_or(ArgError {
+                        message: "--ip takes A.B.C.D/N",
+                        argument: value,
+                    })?;
+                    let prefix_len = prefix
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|p| (1..=32).contains(p))
+                        .ok_or(ArgError {
+                            message: "prefix length must be 1..32",
+                            argument: value,
+                        })?;
+                    config.static_ip = Some(StaticIp {
+                        address,
+                        prefix_len,
+                        gateway: None,
+                    });
+                }
+                "--gateway" => {
+                    gateway = Some(parse_ipv4(value).ok_or(ArgError {
+                        message: "--gateway takes A.B.C.D",
+                        argument: value,
+                    })?)
+                }
+                "--crash" => {
+                    config.crash = Some(match value {
+                        "panic" => Crash::Panic,
+                        "hardfault" => Crash::HardFault,
+                        _ => return err("--crash takes panic or hardfault", value),
+                    })
+                }
+                _ => return err("unknown option", option),
+            }
+        }
+        if let Some(gateway) = gateway {
+            match config.static_ip.as_mut() {
+                Some(ip) => ip.gateway = Some(gateway),
+                None => return err("--gateway needs --ip", "--gateway"),
+            }
+        }
+        config.mode = match (config.url.is_some(), echo, autobahn) {
+            (_, true, Some(_)) => return err("--echo and --autobahn exclude each other", "--echo"),
+            (false, true, None) => return err("--echo needs --url", "--echo"),
+            (_, false, Some(url)) => {
+                config.url = Some(url);
+                Mode::Autobahn
+            }
+            (true, true, None) => Mode::Echo,
+            (true, false, None) => Mode::ReverseEcho,
+            (false, false, None) => Mode::BootCheck,
+        };
+        Ok(config)
+    }
+}
+
+fn parse_u32<'a>(value: &'a str, message: &'static str) -> Result<u32, ArgError<'a>> {
+    value.parse().map_err(|_| ArgError {
+        message,
+        argument: value,
+    })
+}
+
+/// Parses a dotted-quad IPv4 address; nothing else (no leading `+`, no empty parts).
+pub fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = text.split('.');
+    for byte in out.iter_mut() {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *byte = part.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Parses `ws://A.B.C.D[:PORT][/PATH]` (port 80 and path `/` by default).
+pub fn parse_url(text: &str) -> Result<WsUrl<'_>, ArgError<'_>> {
+    let bad = |message| ArgError {
+        message,
+        argument: text,
+    };
+    let rest = text
+        .strip_prefix("ws://")
+        .ok_or(bad("URL must start with ws:// (wss is not supported)"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or(bad("bad port in URL"))?,
+        ),
+        None => (authority, 80),
+    };
+    let ip = parse_ipv4(host).ok_or(bad(
+        "URL host must be an IPv4 address (no DNS on the board)",
+    ))?;
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(bad("URL path holds spaces or control characters"));
+    }
+    Ok(WsUrl {
+        authority,
+        ip,
+        port,
+        path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmdline::split;
+
+    fn parse_line(line: &str) -> Result<Config<'static>, String> {
+        let buf: &'static mut [u8] = Box::leak(line.as_bytes().to_vec().into_boxed_slice());
+        let args = split(buf).map_err(|e| e.as_str().to_string())?;
+        let args: &'static Args<'static> = Box::leak(Box::new(args));
+        Config::parse(args).map_err(|e| format!("{}: {}", e.message, e.argument))
+    }
+
+    #[test]
+    fn defaults_to_boot_check() {
+        let c = parse_line("firmware").unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn full_client_line() {
+        let c = parse_line(
+            r#"fw --url ws://10.0.2.2:8000/ws --proto hixie76 --count 3 --message "a b" --retry 4 --timeout-ms 900 --ip 10.0.2.15/24 --gateway 10.0.2.2 --origin http://x --subprotocol chat"#,
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::ReverseEcho);
+        let url = c.url.unwrap();
+        assert_eq!(
+            (url.ip, url.port, url.path, url.authority),
+            ([10, 0, 2, 2], 8000, "/ws", "10.0.2.2:8000")
+        );
+        assert_eq!(c.protocol, Protocol::Hixie76);
+        assert_eq!((c.count, c.retries, c.timeout_ms), (3, 4, 900));
+        assert_eq!(c.message, Some("a b"));
+        assert_eq!(
+            c.static_ip,
+            Some(StaticIp {
+                address: [10, 0, 2, 15],
+                prefix_len: 24,
+                gateway: Some([10, 0, 2, 2])
+            })
+        );
+        assert_eq!((c.origin, c.subprotocol), (Some("http://x"), Some("chat")));
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(
+            parse_line("f --url ws://1.2.3.4 --echo").unwrap().mode,
+            Mode::Echo
+        );
+        let c = parse_line("f --autobahn ws://127.0.0.1:9001").unwrap();
+        assert_eq!((c.mode, c.url.unwrap().path), (Mode::Autobahn, "/"));
+        assert_eq!(
+            parse_line("f --crash hardfault").unwrap().crash,
+            Some(Crash::HardFault)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        for (line, expected) in [
+            ("f --bogus", "unknown option: --bogus"),
+            ("f --bogus 1", "unknown option: --bogus"),
+            ("f --count", "option needs a value: --count"),
+            ("f --count -1", "--count takes a whole number: -1"),
+            ("f --proto http", "--proto takes rfc6455 or hixie76: http"),
+            (
+                "f --url http://1.2.3.4/",
+                "URL must start with ws:// (wss is not supported): http://1.2.3.4/",
+            ),
+            (
+                "f --url ws://host:80/",
+                "URL host must be an IPv4 address (no DNS on the board): ws://host:80/",
+            ),
+            (
+                "f --url ws://1.2.3.4:0/",
+                "bad port in URL: ws://1.2.3.4:0/",
+            ),
+            (
+                "f --url ws://1.2.3.4:99999/",
+                "bad port in URL: ws://1.2.3.4:99999/",
+            ),
+            ("f --ip 10.0.2.15", "--ip takes A.B.C.D/N: 10.0.2.15"),
+            (
+                "f --ip 10.0.2.15/33",
+                "prefix length must be 1..32: 10.0.2.15/33",
+            ),
+            ("f --gateway 1.2.3.4", "--gateway needs --ip: --gateway"),
+            ("f --echo", "--echo needs --url: --echo"),
+            ("f --timeout-ms 0", "--timeout-ms must be at least 1: 0"),
+            ("f --crash boom", "--crash takes panic or hardfault: boom"),
+        ] {
+            assert_eq!(parse_line(line).unwrap_err(), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn ipv4_is_strict() {
+        assert_eq!(parse_ipv4("10.0.2.2"), Some([10, 0, 2, 2]));
+        for bad in [
+            "",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "1..2.3",
+            "+1.2.3.4",
+            "1.2.3.0004",
+        ] {
+            assert_eq!(parse_ipv4(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! What happens when the CPU faults: a clear message and a non-zero exit, never a hang.
+
+use cortex_m_rt::{exception, ExceptionFrame};
+use cortex_m_semihosting::hprintln;
+
+use crate::exit::{exit, ExitCode};
+
+/// System Control Block fault status registers (ARMv7-M ARM, B3.2.15-B3.2.18).
+const CFSR: *const u32 = 0xE000_ED28 as *const u32;
+const HFSR: *const u32 = 0xE000_ED2C as *const u32;
+const MMFAR: *const u32 = 0xE000_ED34 as *const u32;
+const BFAR: *const u32 = 0xE000_ED38 as *const u32;
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    // SAFETY: the SCB fault registers are always present and reading them has no side effects.
+    let (cfsr, hfsr, mmfar, bfar) = unsafe {
+        (
+            CFSR.read_volatile(),
+            HFSR.read_volatile(),
+            MMFAR.read_volatile(),
+            BFAR.read_volatile(),
+        )
+    };
+    hprintln!(
+        "HARD FAULT: pc={:#010x} lr={:#010x} CFSR={:#010x} HFSR={:#010x} MMFAR={:#010x} BFAR={:#010x}",
+        frame.pc(),
+        frame.lr(),
+        cfsr,
+        hfsr,
+        mmfar,
+        bfar
+    );
+    exit(ExitCode::Fault as u8)
+}
+
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    hprintln!("FAULT: unexpected exception or interrupt {}", irqn);
+    exit(ExitCode::Fault as u8)
+}
+
+/// Executes a permanently undefined instruction: a UsageFault, escalated to
+/// HardFault because configurable faults are left disabled. Used by `--crash hardfault`.
+pub fn trigger_hardfault() -> ! {
+    cortex_m::asm::udf()
+}
