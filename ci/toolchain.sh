@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # the variables set here are read by the scripts that source it
 # Sourced by the ci/ scripts: chooses how to build for thumbv7m-none-eabi on this machine.
 #
 # Sets FW_TOOLCHAIN to one of

@@ -6,9 +6,17 @@ use common::boot;
 
 #[test]
 fn boots_prints_banner_and_arguments_and_exits_zero() {
-    let run = boot(&["--count", "3", "--message", "two words, \"quoted\" \\ here"], None, 60);
+    let run = boot(
+        &["--count", "3", "--message", "two words, \"quoted\" \\ here"],
+        None,
+        60,
+    );
     run.assert_status(0);
-    run.assert_printed(concat!("firmware ", env!("CARGO_PKG_VERSION"), " on lm3s6965evb, mac 52:54:00:12:34:56"));
+    run.assert_printed(concat!(
+        "firmware ",
+        env!("CARGO_PKG_VERSION"),
+        " on lm3s6965evb, mac 52:54:00:12:34:56"
+    ));
     run.assert_printed("arg 1: \"--count\"\narg 2: \"3\"\narg 3: \"--message\"\n");
     run.assert_printed(r#"arg 4: "two words, \"quoted\" \\ here""#);
     run.assert_printed("boot check ok");

@@ -40,18 +40,29 @@ impl Run {
     /// Fails the test with the whole log unless `needle` was printed.
     #[track_caller]
     pub fn assert_printed(&self, needle: &str) {
-        assert!(self.stdout.contains(needle), "expected {needle:?} in the firmware's output:\n{self}");
+        assert!(
+            self.stdout.contains(needle),
+            "expected {needle:?} in the firmware's output:\n{self}"
+        );
     }
 
     #[track_caller]
     pub fn assert_status(&self, expected: i32) {
-        assert_eq!(self.status, Some(expected), "unexpected exit status:\n{self}");
+        assert_eq!(
+            self.status,
+            Some(expected),
+            "unexpected exit status:\n{self}"
+        );
     }
 }
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "status {:?}\n--- stdout\n{}--- stderr\n{}", self.status, self.stdout, self.stderr)
+        write!(
+            f,
+            "status {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
     }
 }
 
@@ -59,11 +70,17 @@ impl std::fmt::Display for Run {
 /// network), killed after `timeout_s` seconds (status 124 then).
 pub fn boot(args: &[&str], net: Option<&str>, timeout_s: u32) -> Run {
     let mut cmd = Command::new(repo_root().join("ci/qemu-run"));
-    cmd.arg(firmware_image()).args(args).env("FIRMWARE_TIMEOUT", timeout_s.to_string());
+    cmd.arg(firmware_image())
+        .args(args)
+        .env("FIRMWARE_TIMEOUT", timeout_s.to_string());
     if let Some(net) = net {
         cmd.env("FIRMWARE_NET", net);
     }
-    let Output { status, stdout, stderr } = cmd.output().expect("run ci/qemu-run");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run ci/qemu-run");
     Run {
         status: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Makes a fresh Debian/Ubuntu machine able to build and test everything. Safe to run
+# again: it only installs what is missing, and says what it found and what it did.
+#
+# Firmware toolchain, first that works:
+#   1. rustup's thumbv7m-none-eabi target, if installed;
+#   2. Debian's rustc-web/cargo-web/rust-web-src/lld-22, if installed (core is built
+#      from source with -Zbuild-std=core, see ci/toolchain.sh);
+#   3. `rustup target add thumbv7m-none-eabi`, bounded to a few seconds (it hangs
+#      forever on machines that reach only the package registries);
+#   4. installing Debian's packages of 2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "setup: $*"; }
+fail() {
+    echo "setup: FAILED: $*" >&2
+    exit 1
+}
+
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || fail "not root and no sudo: run as root to install packages"
+    SUDO=(sudo)
+fi
+
+apt_updated=false
+apt_install() {
+    if ! $apt_updated; then
+        say "apt-get update"
+        "${SUDO[@]}" apt-get update -q >/dev/null || fail "apt-get update failed"
+        apt_updated=true
+    fi
+    say "installing $*"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null ||
+        fail "apt-get install $* failed"
+}
+
+# --- host Rust toolchain -------------------------------------------------------------
+command -v cargo >/dev/null || fail "no cargo on PATH: install Rust with rustup (https://rustup.rs) or Debian's cargo"
+say "host toolchain: $(cargo --version)"
+
+# --- system packages the build and the tests use ------------------------------------
+want=()
+command -v qemu-system-arm >/dev/null || want+=(qemu-system-arm)
+command -v ip >/dev/null || want+=(iproute2)
+command -v python3 >/dev/null || want+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
+command -v tshark >/dev/null || want+=(tshark)
+command -v shellcheck >/dev/null || want+=(shellcheck)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || want+=(chromium)
+if [ ${#want[@]} -gt 0 ]; then
+    apt_install "${want[@]}"
+else
+    say "system packages present"
+fi
+say "qemu: $(qemu-system-arm --version | head -n 1)"
+
+# --- firmware toolchain ---------------------------------------------------------------
+# shellcheck source=ci/toolchain.sh
+source ci/toolchain.sh
+if [ "$FW_TOOLCHAIN" = none ] && command -v rustup >/dev/null; then
+    say "trying 'rustup target add $FW_TARGET' (at most 15 s)"
+    if timeout 15 rustup target add "$FW_TARGET" >/dev/null 2>&1; then
+        say "rustup installed $FW_TARGET"
+    else
+        say "rustup could not add $FW_TARGET here (no download); using Debian's toolchain"
+    fi
+    fw_choose_toolchain
+fi
+if [ "$FW_TOOLCHAIN" = none ]; then
+    apt_install rustc-web cargo-web rust-web-src lld-22
+    fw_choose_toolchain
+fi
+case "$FW_TOOLCHAIN" in
+rustup) say "firmware toolchain: rustup's $FW_TARGET target ($(rustc --version))" ;;
+debian) say "firmware toolchain: Debian's $($DEBIAN_RUSTC --version) with -Zbuild-std=core" ;;
+*) fail "no toolchain for $FW_TARGET: install rustup's target ('rustup target add $FW_TARGET') or Debian's rustc-web cargo-web rust-web-src lld-22" ;;
+esac
+
+# --- Python packages for the interop tests (a venv: distributions forbid pip system-wide)
+venv=target/ci-venv
+py_packages=(websockets check-jsonschema)
+if ! "$venv/bin/python" -c 'import websockets, check_jsonschema' 2>/dev/null; then
+    say "creating $venv with ${py_packages[*]}"
+    python3 -m venv "$venv" || fail "python3 -m venv failed (install python3-venv)"
+    "$venv/bin/pip" install -q "${py_packages[@]}" || fail "pip install ${py_packages[*]} failed"
+else
+    say "python venv present ($venv)"
+fi
+say "ready"

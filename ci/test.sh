@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Everything CI checks, in the order a failure is cheapest to see: set-up, format,
+# lints, unit and property tests, then the end-to-end tests that boot the real
+# firmware image under QEMU. `.ci/run` and the GitHub workflow run exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash ci/setup.sh
+# shellcheck source=ci/toolchain.sh
+source ci/toolchain.sh
+export PYTHON="$PWD/target/ci-venv/bin/python"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "lint scripts and the workflow"
+shellcheck -x ci/*.sh ci/cargo-firmware ci/qemu-run .ci/run
+target/ci-venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
+step "lint host crates"
+cargo clippy -p websocket -p host-bridge --all-targets -- -D warnings
+cargo clippy -p firmware --lib --tests -- -D warnings
+
+step "lint and build the firmware image ($FW_TOOLCHAIN toolchain)"
+if [ "$FW_TOOLCHAIN" = rustup ]; then
+    ci/cargo-firmware clippy -- -D warnings
+else
+    echo "(Debian's toolchain has no clippy: the image is built, and linted where rustup's target exists)"
+fi
+ci/cargo-firmware build
+
+step "tests"
+cargo test -p firmware --lib
+cargo test -p websocket -p host-bridge
