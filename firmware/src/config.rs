@@ -18,6 +18,7 @@ usage: firmware [OPTIONS]
   --timeout-ms N                bound on every wait (default 5000)
   --ip A.B.C.D/N                static address (default: DHCP)
   --gateway A.B.C.D             default route with --ip
+  --ping A.B.C.D                ping a host once the network is up
   --echo                        echo every message back unchanged until closed
   --autobahn ws://A.B.C.D:PORT  run the Autobahn fuzzing server's cases
   --crash panic|hardfault       fail on purpose (tests of the fault paths)
@@ -49,6 +50,8 @@ pub enum Mode {
     Echo,
     /// Walk the Autobahn TestSuite fuzzing server's cases.
     Autobahn,
+    /// Bring the network up, run the `--ping` check, exit.
+    Ping,
 }
 
 /// An IPv4 `ws://` URL. Names are not resolved: the firmware has no DNS client.
@@ -81,6 +84,8 @@ pub struct Config<'a> {
     pub retries: u32,
     pub timeout_ms: u32,
     pub static_ip: Option<StaticIp>,
+    /// Host to ping once the network is up (a self-check of the whole path).
+    pub ping: Option<[u8; 4]>,
     pub crash: Option<Crash>,
     pub help: bool,
 }
@@ -98,6 +103,7 @@ impl Default for Config<'_> {
             retries: 0,
             timeout_ms: 5000,
             static_ip: None,
+            ping: None,
             crash: None,
             help: false,
         }
@@ -136,7 +142,7 @@ impl<'a> Config<'a> {
                 return match option {
                     "--url" | "--proto" | "--origin" | "--subprotocol" | "--count"
                     | "--message" | "--retry" | "--timeout-ms" | "--ip" | "--gateway"
-                    | "--autobahn" | "--crash" => err("option needs a value", option),
+                    | "--ping" | "--autobahn" | "--crash" => err("option needs a value", option),
                     _ => err("unknown option", option),
                 };
             };
@@ -190,6 +196,12 @@ impl<'a> Config<'a> {
                         argument: value,
                     })?)
                 }
+                "--ping" => {
+                    config.ping = Some(parse_ipv4(value).ok_or(ArgError {
+                        message: "--ping takes A.B.C.D",
+                        argument: value,
+                    })?)
+                }
                 "--crash" => {
                     config.crash = Some(match value {
                         "panic" => Crash::Panic,
@@ -215,6 +227,7 @@ impl<'a> Config<'a> {
             }
             (true, true, None) => Mode::Echo,
             (true, false, None) => Mode::ReverseEcho,
+            (false, false, None) if config.ping.is_some() => Mode::Ping,
             (false, false, None) => Mode::BootCheck,
         };
         Ok(config)
@@ -331,6 +344,10 @@ mod tests {
         );
         let c = parse_line("f --autobahn ws://127.0.0.1:9001").unwrap();
         assert_eq!((c.mode, c.url.unwrap().path), (Mode::Autobahn, "/"));
+        let c = parse_line("f --ping 10.0.2.2").unwrap();
+        assert_eq!((c.mode, c.ping), (Mode::Ping, Some([10, 0, 2, 2])));
+        let c = parse_line("f --ping 10.0.2.2 --url ws://10.0.2.2:1/").unwrap();
+        assert_eq!(c.mode, Mode::ReverseEcho);
         assert_eq!(
             parse_line("f --crash hardfault").unwrap().crash,
             Some(Crash::HardFault)
@@ -369,6 +386,7 @@ mod tests {
             ("f --gateway 1.2.3.4", "--gateway needs --ip: --gateway"),
             ("f --echo", "--echo needs --url: --echo"),
             ("f --timeout-ms 0", "--timeout-ms must be at least 1: 0"),
+            ("f --ping 1.2.3", "--ping takes A.B.C.D: 1.2.3"),
             ("f --crash boom", "--crash takes panic or hardfault: boom"),
         ] {
             assert_eq!(parse_line(line).unwrap_err(), expected, "{line}");

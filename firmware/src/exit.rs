@@ -2,7 +2,17 @@
 
 use cortex_m_semihosting::{hprintln, syscall1};
 
-/// Exit statuses a script can tell apart. 1 is left to `panic-semihosting`.
+/// Exit statuses a script can tell apart:
+///
+/// | code | meaning |
+/// |------|---------|
+/// | 0 | success: every echo matched and the close handshake completed |
+/// | 1 | panic (`panic-semihosting`) |
+/// | 2 | bad command line |
+/// | 3 | HardFault or unexpected exception |
+/// | 4 | network: no address, connection refused/reset after all retries, or a timeout |
+/// | 5 | protocol: failed opening handshake (wrong accept / MD5 answer, status) or a protocol error |
+/// | 6 | echo mismatch: a reply was not the reverse of the message (or came out of order) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExitCode {
@@ -11,6 +21,12 @@ pub enum ExitCode {
     Usage = firmware::config::USAGE_EXIT_CODE,
     /// A HardFault (or an unexpected exception) stopped the program.
     Fault = 3,
+    /// The network failed us: no address, nobody listening, reset, or a timeout.
+    Network = 4,
+    /// The server broke the WebSocket protocol (handshake or framing).
+    Protocol = 5,
+    /// A reply was not the reverse of what was sent.
+    Mismatch = 6,
 }
 
 /// `SYS_EXIT_EXTENDED`: like `SYS_EXIT` but carries an exit status, which QEMU

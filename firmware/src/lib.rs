@@ -5,3 +5,5 @@
 
 pub mod cmdline;
 pub mod config;
+pub mod prng;
+pub mod text;

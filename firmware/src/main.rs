@@ -1,23 +1,35 @@
 //! WebSocket reverse-echo client for QEMU's lm3s6965evb.
 //!
-//! Boot: read the command line, print the banner, then run the mode the options select.
+//! Boot: paint the stack, start the 1 ms clock, read the command line, print the
+//! banner; then bring the network up (DHCP or `--ip`) and run the mode the options
+//! select. Every path ends in [`finish`], which prints the driver's counters and
+//! the stack high-water mark and exits with an [`ExitCode`].
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
 use cortex_m_semihosting::hprintln;
-use lm3s6965 as _; // the interrupt vector table
+use lm3s6965::interrupt;
 use panic_semihosting as _;
 
 use firmware::cmdline;
 use firmware::config::{Config, Crash, Mode, USAGE};
+use firmware::text::Line;
 
+mod app;
+mod clock;
 mod ethernet;
 mod exit;
 mod fault;
 mod host;
+mod log;
+mod net;
+mod rng;
+mod stack;
 
 use exit::{exit, ExitCode};
+use log::log;
+use net::{Deadline, Net};
 
 /// Name and version printed in the banner.
 const NAME: &str = env!("CARGO_PKG_NAME");
@@ -25,6 +37,11 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[entry]
 fn main() -> ! {
+    stack::paint();
+    let Some(core) = cortex_m::Peripherals::take() else {
+        unreachable!()
+    };
+    clock::start(core.SYST);
     let mac = ethernet::mac_address();
     hprintln!(
         "{} {} on lm3s6965evb, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -67,16 +84,115 @@ fn main() -> ! {
         Some(Crash::HardFault) => fault::trigger_hardfault(),
         None => {}
     }
-    match config.mode {
-        Mode::BootCheck => {
-            hprintln!("boot check ok");
-            exit(ExitCode::Success as u8)
-        }
-        Mode::ReverseEcho | Mode::Echo | Mode::Autobahn => {
-            hprintln!("error: network modes are not built yet");
-            exit(ExitCode::Usage as u8)
+    if config.mode == Mode::BootCheck {
+        hprintln!("boot check ok");
+        exit(ExitCode::Success as u8)
+    }
+
+    let rng = rng::Rng::seed(mac);
+    let mut net = Net::new(mac, config.static_ip, rng);
+    if net.wait_up(Deadline::after_ms(config.timeout_ms)).is_err() {
+        fail(
+            ExitCode::Network,
+            Line::new()
+                .s("error: no IPv4 address (DHCP) within ")
+                .u(config.timeout_ms as u64)
+                .s(" ms"),
+        )
+    }
+    if let Some(target) = config.ping {
+        ping(&mut net, target, config.timeout_ms);
+    }
+    let code = match config.mode {
+        Mode::BootCheck | Mode::Ping => ExitCode::Success,
+        Mode::ReverseEcho => app::reverse_echo(&mut net, &config),
+        Mode::Echo => app::echo(&mut net, &config),
+        Mode::Autobahn => app::autobahn(&mut net, &config),
+    };
+    finish(code)
+}
+
+/// `--ping`: three echo requests, each answered within the timeout.
+fn ping(net: &mut Net, target: [u8; 4], timeout_ms: u32) {
+    for seq in 0..3u16 {
+        match net.ping(target, seq, Deadline::after_ms(timeout_ms)) {
+            Ok(rtt) => log(Line::new()
+                .s("ping ")
+                .ip(target)
+                .s(": seq ")
+                .u(seq as u64)
+                .s(" time ")
+                .u(rtt as u64)
+                .s(" ms")),
+            Err(_) => fail(
+                ExitCode::Network,
+                Line::new()
+                    .s("error: no ping reply from ")
+                    .ip(target)
+                    .s(" within ")
+                    .u(timeout_ms as u64)
+                    .s(" ms"),
+            ),
         }
     }
+}
+
+/// Prints `message` and ends with `code`.
+pub fn fail(code: ExitCode, message: &mut Line) -> ! {
+    log(message);
+    finish(code)
+}
+
+/// Prints the Ethernet counters and the stack high-water mark, then exits.
+pub fn finish(code: ExitCode) -> ! {
+    use core::sync::atomic::Ordering::Relaxed;
+    let s = &ethernet::STATS;
+    log(Line::new()
+        .s("eth: in ")
+        .u(s.frames_in.load(Relaxed) as u64)
+        .s(" frames/")
+        .u(s.bytes_in.load(Relaxed) as u64)
+        .s(" bytes, out ")
+        .u(s.frames_out.load(Relaxed) as u64)
+        .s("/")
+        .u(s.bytes_out.load(Relaxed) as u64)
+        .s(", dropped ")
+        .u(s.rx_dropped.load(Relaxed) as u64)
+        .s(", overruns ")
+        .u(s.overruns.load(Relaxed) as u64)
+        .s(", rx errors ")
+        .u(s.rx_errors.load(Relaxed) as u64)
+        .s(", tx errors ")
+        .u(s.tx_errors.load(Relaxed) as u64)
+        .s(", fifo resets ")
+        .u(s.fifo_resets.load(Relaxed) as u64));
+    log(Line::new()
+        .s("stack: ")
+        .u(stack::high_water() as u64)
+        .s(" of ")
+        .u(stack::size() as u64)
+        .s(" bytes used; uptime ")
+        .u(clock::now_ms() as u64)
+        .s(" ms; exit ")
+        .u(code as u64));
+    exit(code as u8)
+}
+
+/// Sleeps in WFI unless `has_work` says something is pending. Interrupts are
+/// masked around the check so that one arriving in between still ends the WFI
+/// (a pending interrupt wakes the core even while PRIMASK holds it off; its
+/// handler runs as soon as interrupts are unmasked).
+pub fn sleep(has_work: fn() -> bool) {
+    cortex_m::interrupt::free(|_| {
+        if !has_work() {
+            cortex_m::asm::wfi();
+        }
+    });
+}
+
+#[interrupt]
+fn ETHERNET() {
+    ethernet::on_interrupt();
 }
 
 fn usage_error(message: &str, argument: &str) -> ! {

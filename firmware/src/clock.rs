@@ -1,0 +1,48 @@
+//! Millisecond clock from SysTick, for smoltcp's timers and every timeout.
+//!
+//! The core runs at 12.5 MHz out of reset (RCC 0x078E3AC0: 200 MHz PLL / 16, on
+//! QEMU and, with the PLL bypassed, the 12.5 MHz that the firmware leaves in place),
+//! so a reload of 12 499 makes SysTick fire once per millisecond. Its interrupt
+//! also wakes the main loop from WFI, which bounds every sleep to 1 ms.
+
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::SYST;
+use cortex_m_rt::exception;
+
+/// Core clock after reset, in Hz.
+pub const CORE_HZ: u32 = 12_500_000;
+/// SysTick reload value for a 1 ms period.
+pub const RELOAD: u32 = CORE_HZ / 1000 - 1;
+
+static MILLIS: AtomicU32 = AtomicU32::new(0);
+
+/// Starts the 1 ms tick.
+pub fn start(mut syst: SYST) {
+    syst.set_clock_source(SystClkSource::Core);
+    syst.set_reload(RELOAD);
+    syst.clear_current();
+    syst.enable_interrupt();
+    syst.enable_counter();
+}
+
+/// Milliseconds since [`start`] (wraps after 49 days).
+pub fn now_ms() -> u32 {
+    MILLIS.load(Relaxed)
+}
+
+/// smoltcp's view of the clock.
+pub fn now() -> smoltcp::time::Instant {
+    smoltcp::time::Instant::from_millis(now_ms() as i64)
+}
+
+/// SysTick's current down-counter value: a jitter source for the PRNG seed.
+pub fn sub_tick() -> u32 {
+    SYST::get_current()
+}
+
+#[exception]
+fn SysTick() {
+    MILLIS.fetch_add(1, Relaxed);
+}

@@ -1,0 +1,15 @@
+//! Log output: whole lines over semihosting's stdout, built with [`Line`] so each
+//! line costs one host call and no `core::fmt` machinery per call site.
+
+use cortex_m_semihosting::hprint;
+use firmware::text::Line;
+
+/// Prints `line` and a newline.
+pub fn log(line: &mut Line) {
+    hprint!("{}", line.finish());
+}
+
+/// Prints a fixed message and a newline.
+pub fn say(text: &str) {
+    log(Line::new().s(text));
+}
