@@ -80,12 +80,32 @@ esac
 
 # --- Python packages for the interop tests (a venv: distributions forbid pip system-wide)
 venv=target/ci-venv
-py_packages=(websockets check-jsonschema)
-if ! "$venv/bin/python" -c 'import websockets, check_jsonschema' 2>/dev/null; then
-    say "creating $venv with ${py_packages[*]}"
-    python3 -m venv "$venv" || fail "python3 -m venv failed (install python3-venv)"
-    "$venv/bin/pip" install -q "${py_packages[@]}" || fail "pip install ${py_packages[*]} failed"
+# websockets: independent RFC 6455 client; eventlet: independent hixie-76 server;
+# tornado: the tutorial's own server; check-jsonschema: workflow lint.
+py_packages=(websockets eventlet tornado check-jsonschema)
+if [ "$(cat "$venv/.installed" 2>/dev/null)" != "${py_packages[*]}" ]; then
+    say "installing ${py_packages[*]} into $venv"
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv" || fail "python3 -m venv failed (install python3-venv)"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${py_packages[@]}" ||
+        fail "pip install ${py_packages[*]} failed"
+    echo "${py_packages[*]}" >"$venv/.installed"
 else
     say "python venv present ($venv)"
+fi
+
+# --- Autobahn TestSuite (wstest): Python 2 only, from the machine's pyenv 2.7.18 ------
+py2=${AUTOBAHN_PYTHON2:-$HOME/.pyenv/versions/2.7.18/bin/python}
+ab=target/autobahn-venv
+if [ -x "$ab/bin/wstest" ]; then
+    say "Autobahn TestSuite present ($ab)"
+elif [ -x "$py2" ]; then
+    say "installing the Autobahn TestSuite into $ab (Python 2.7 from $py2)"
+    "$py2" -m pip install -q --disable-pip-version-check --target target/py2-virtualenv 'virtualenv<20.22' >/dev/null 2>&1 ||
+        fail "pip (Python 2) could not install virtualenv"
+    PYTHONPATH=target/py2-virtualenv "$py2" -m virtualenv -q "$ab" >/dev/null || fail "virtualenv $ab failed"
+    "$ab/bin/pip" install -q --disable-pip-version-check autobahntestsuite >/dev/null 2>&1 ||
+        fail "pip install autobahntestsuite failed"
+else
+    say "no Python 2.7 at $py2: the Autobahn conformance tests will be skipped (set AUTOBAHN_PYTHON2)"
 fi
 say "ready"
