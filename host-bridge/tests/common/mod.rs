@@ -87,3 +87,87 @@ pub fn boot(args: &[&str], net: Option<&str>, timeout_s: u32) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the peer to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Where the end-to-end tests keep their logs and captures (CI uploads it on failure).
+pub fn artifacts_dir() -> PathBuf {
+    let dir = repo_root().join("target/e2e");
+    std::fs::create_dir_all(&dir).expect("create target/e2e");
+    dir
+}
+
+/// The project's Python (a venv made by ci/setup.sh), for the third-party peers.
+pub fn python() -> PathBuf {
+    std::env::var_os("PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/ci-venv/bin/python"))
+}
+
+/// A server process for a test: its output goes to `target/e2e/NAME.log`, and it is
+/// killed when dropped, whatever the test's outcome.
+pub struct Peer {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Peer {
+    /// Starts `program args` and waits (up to 20 s) until 127.0.0.1:`port` accepts.
+    pub fn spawn(
+        name: &str,
+        program: impl AsRef<std::ffi::OsStr>,
+        args: &[&str],
+        port: u16,
+    ) -> Peer {
+        let log = artifacts_dir().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("create peer log");
+        let child = Command::new(program)
+            .args(args)
+            .stdout(file.try_clone().expect("clone log handle"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let mut peer = Peer { child, log };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = peer.child.try_wait() {
+                panic!(
+                    "{name} exited ({status}) before listening:\n{}",
+                    peer.log_tail(40)
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never listened on {port}:\n{}",
+                peer.log_tail(40)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        peer
+    }
+
+    /// The last `lines` lines the peer printed.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Stops the peer now (as a crash would: SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
