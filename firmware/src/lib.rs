@@ -5,5 +5,6 @@
 
 pub mod cmdline;
 pub mod config;
+pub mod messages;
 pub mod prng;
 pub mod text;

@@ -1,0 +1,512 @@
+//! One WebSocket client connection over the network's TCP socket: connect with
+//! retries, the opening handshake, streaming frames out, and received frames as
+//! owned events, every wait bounded by the `--timeout-ms` deadline.
+
+use smoltcp::socket::tcp::State;
+use websocket::handshake::{hixie76, rfc6455, ClientRequest, Parse};
+use websocket::{CloseState, Connection, Event, MessageKind, Protocol, Role};
+
+use firmware::config::{self, WsUrl};
+use firmware::text::Line;
+
+use crate::exit::ExitCode;
+use crate::log::log;
+use crate::net::{Deadline, Net};
+
+/// Handshake buffer: the request, then the response; after the handshake, the
+/// frame bytes that came with the response.
+const HS_BUF: usize = 1024;
+/// Largest payload chunk handed out in one [`Ev::Data`].
+pub const CHUNK: usize = 256;
+/// Outgoing frame bytes staged before they go to the TCP socket.
+const OUT_BUF: usize = CHUNK + 280;
+/// Largest message accepted from the server (Autobahn sends up to 16 MiB; the
+/// client streams, so this only guards against absurd lengths).
+const MAX_MESSAGE: u64 = 1 << 26;
+
+/// Why a session ended badly; [`Failure::code`] gives the exit status.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure {
+    /// TCP-level trouble (refused, reset, closed early) — exit 4.
+    Network(&'static str),
+    /// A wait ran out of time; says what for — exit 4.
+    Timeout(&'static str),
+    /// The opening handshake failed — exit 5.
+    Handshake(websocket::Error),
+    /// The server broke the framing rules — exit 5.
+    Protocol(websocket::Error),
+    /// The server said something the client did not expect — exit 5.
+    Unexpected(&'static str),
+    /// A reply was not the expected one (already logged) — exit 6.
+    Mismatch,
+}
+
+impl Failure {
+    pub fn code(self) -> ExitCode {
+        match self {
+            Failure::Network(_) | Failure::Timeout(_) => ExitCode::Network,
+            Failure::Handshake(_) | Failure::Protocol(_) | Failure::Unexpected(_) => {
+                ExitCode::Protocol
+            }
+            Failure::Mismatch => ExitCode::Mismatch,
+        }
+    }
+
+    /// Prints the failure as one `error: ...` line.
+    pub fn report(self, timeout_ms: u32) {
+        let mut line = Line::new();
+        line.s("error: ");
+        match self {
+            Failure::Network(what) => line.s(what),
+            Failure::Timeout(what) => line
+                .s("timeout: ")
+                .s(what)
+                .s(" (")
+                .u(timeout_ms as u64)
+                .s(" ms)"),
+            Failure::Handshake(e) => line.s("handshake failed: ").s(e.as_str()),
+            Failure::Protocol(e) => line.s("protocol error: ").s(e.as_str()),
+            Failure::Unexpected(what) => line.s(what),
+            Failure::Mismatch => line.s("echo mismatch"),
+        };
+        log(&mut line);
+    }
+}
+
+/// A received frame event, owned (payload copied to [`Session::chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ev {
+    /// No complete event in what has arrived so far.
+    Nothing,
+    Start(MessageKind, Option<u64>),
+    /// `chunk[..n]` holds the next payload bytes.
+    Data(usize),
+    End,
+    Ping,
+    Pong,
+    Close(Option<u16>),
+}
+
+/// Opens the TCP connection, retrying `retries` times with doubling backoff
+/// (100 ms up to 2 s) while the server refuses or does not answer.
+pub fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Result<(), Failure> {
+    let mut backoff = 100;
+    let mut attempt = 0;
+    loop {
+        if net.connect(url.ip, url.port).is_err() {
+            return Err(Failure::Network("cannot open a TCP connection (no route?)"));
+        }
+        let state = net.wait(Deadline::after_ms(timeout_ms), |net| {
+            match net.tcp().state() {
+                State::Established => Some(true),
+                State::Closed => Some(false),
+                _ => None,
+            }
+        });
+        let why = match state {
+            Ok(true) => {
+                net.rng.stir_time();
+                return Ok(());
+            }
+            Ok(false) => "connection refused",
+            Err(_) => "no answer to TCP connect",
+        };
+        net.tcp().abort();
+        if attempt >= retries {
+            return Err(Failure::Network(why));
+        }
+        attempt += 1;
+        log(Line::new()
+            .s("connect: ")
+            .s(why)
+            .s("; retry ")
+            .u(attempt as u64)
+            .s("/")
+            .u(retries as u64)
+            .s(" in ")
+            .u(backoff as u64)
+            .s(" ms"));
+        let _ = net.wait(Deadline::after_ms(backoff), |_| None::<()>);
+        backoff = (backoff * 2).min(2000);
+    }
+}
+
+pub struct Session<'n> {
+    pub net: &'n mut Net,
+    pub conn: Connection,
+    protocol: Protocol,
+    hs: [u8; HS_BUF],
+    /// Unread frame bytes in `hs` (start, end) after the handshake.
+    left: (usize, usize),
+    out: [u8; OUT_BUF],
+    out_len: usize,
+    /// Payload of the last [`Ev::Data`].
+    pub chunk: [u8; CHUNK],
+    pub timeout_ms: u32,
+}
+
+impl<'n> Session<'n> {
+    pub fn new(net: &'n mut Net, protocol: config::Protocol, timeout_ms: u32) -> Self {
+        let protocol = match protocol {
+            config::Protocol::Rfc6455 => Protocol::Rfc6455,
+            config::Protocol::Hixie76 => Protocol::Hixie76,
+        };
+        Session {
+            net,
+            conn: Connection::new(protocol, Role::Client, MAX_MESSAGE),
+            protocol,
+            hs: [0; HS_BUF],
+            left: (0, 0),
+            out: [0; OUT_BUF],
+            out_len: 0,
+            chunk: [0; CHUNK],
+            timeout_ms,
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    fn deadline(&self) -> Deadline {
+        Deadline::after_ms(self.timeout_ms)
+    }
+
+    /// Sends `bytes` whole, waiting for room in the TCP send buffer.
+    fn send_all(&mut self, mut bytes: &[u8]) -> Result<(), Failure> {
+        while !bytes.is_empty() {
+            let socket = self.net.tcp();
+            if !socket.may_send() {
+                return Err(Failure::Network("connection closed by the server"));
+            }
+            let n = socket.send_slice(bytes).unwrap_or(0);
+            bytes = &bytes[n..];
+            if !bytes.is_empty() {
+                self.net
+                    .wait(self.deadline(), |net| {
+                        let s = net.tcp();
+                        (s.can_send() || !s.may_send()).then_some(())
+                    })
+                    .map_err(|_| Failure::Timeout("sending"))?;
+            }
+        }
+        self.net.poll();
+        Ok(())
+    }
+
+    /// Sends the staged frame bytes.
+    fn flush(&mut self) -> Result<(), Failure> {
+        let out = self.out;
+        let n = core::mem::take(&mut self.out_len);
+        self.send_all(&out[..n])
+    }
+
+    /// Stages what the connection answers by itself (pong, close echo) and sends.
+    fn flush_auto(&mut self) -> Result<(), Failure> {
+        let n = self
+            .conn
+            .poll_write(&mut self.out[self.out_len..], &mut self.net.rng)
+            .map_err(Failure::Protocol)?;
+        self.out_len += n;
+        self.flush()
+    }
+
+    /// Waits until bytes arrive (true) or the server ends the stream (false).
+    fn wait_input(&mut self, what: &'static str) -> Result<bool, Failure> {
+        self.net
+            .wait(self.deadline(), |net| {
+                let s = net.tcp();
+                if s.can_recv() {
+                    Some(true)
+                } else if !s.may_recv() {
+                    Some(false)
+                } else {
+                    None
+                }
+            })
+            .map_err(|_| Failure::Timeout(what))
+    }
+
+    /// The opening handshake for `url`'s host and `path`; logs the server's answer.
+    pub fn handshake(
+        &mut self,
+        url: &WsUrl,
+        path: &str,
+        origin: &str,
+        subprotocol: Option<&str>,
+    ) -> Result<(), Failure> {
+        let protocols_buf = [subprotocol.unwrap_or("")];
+        let req = ClientRequest {
+            host: url.authority,
+            path,
+            origin: Some(origin),
+            protocols: if subprotocol.is_some() {
+                &protocols_buf[..]
+            } else {
+                &[]
+            },
+        };
+        enum Client {
+            Rfc(rfc6455::Client),
+            Hixie(hixie76::Client),
+        }
+        let client = match self.protocol {
+            Protocol::Rfc6455 => Client::Rfc(rfc6455::Client::new(&mut self.net.rng)),
+            Protocol::Hixie76 => Client::Hixie(hixie76::Client::new(&mut self.net.rng)),
+        };
+        let n = match &client {
+            Client::Rfc(c) => c.write_request(&req, &mut self.hs),
+            Client::Hixie(c) => c.write_request(&req, &mut self.hs),
+        }
+        .map_err(Failure::Handshake)?;
+        let request = self.hs;
+        self.send_all(&request[..n])?;
+        let mut have = 0;
+        loop {
+            if !self.wait_input("waiting for the handshake response")? {
+                return Err(Failure::Network(
+                    "server closed the connection during the handshake",
+                ));
+            }
+            have += self.net.tcp().recv_slice(&mut self.hs[have..]).unwrap_or(0);
+            let input = &self.hs[..have];
+            let parsed = match &client {
+                Client::Rfc(c) => c.parse_response(&req, input, HS_BUF).map(|p| match p {
+                    Parse::Incomplete => None,
+                    Parse::Done { value, consumed } => Some((value.protocol, consumed)),
+                }),
+                Client::Hixie(c) => c.parse_response(&req, input, HS_BUF).map(|p| match p {
+                    Parse::Incomplete => None,
+                    Parse::Done { value, consumed } => Some((value.protocol, consumed)),
+                }),
+            };
+            match parsed {
+                Err(e) => {
+                    let head = &self.hs[..have];
+                    let first = head.split(|&b| b == b'\r').next().unwrap_or(&[]);
+                    log(Line::new().s("server answered: ").escaped(first, 80));
+                    return Err(Failure::Handshake(e));
+                }
+                Ok(None) => continue,
+                Ok(Some((protocol, consumed))) => {
+                    let mut line = Line::new();
+                    line.s("connected to ws://").s(url.authority).s(path);
+                    if let Some(p) = protocol {
+                        line.s(" (subprotocol ").s(p).s(")");
+                    }
+                    log(&mut line);
+                    self.left = (consumed, have);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Sends one whole message, streamed through the staging buffer.
+    pub fn send_message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), Failure> {
+        let n = self
+            .conn
+            .tx
+            .begin_message(kind, payload.len() as u64, &mut self.out, &mut self.net.rng)
+            .map_err(Failure::Protocol)?;
+        self.out_len = n;
+        for chunk in payload.chunks(CHUNK) {
+            let n = self
+                .conn
+                .tx
+                .payload(chunk, &mut self.out[self.out_len..])
+                .map_err(Failure::Protocol)?;
+            self.out_len += n;
+            self.flush()?;
+        }
+        let n = self
+            .conn
+            .tx
+            .end_message(&mut self.out[self.out_len..])
+            .map_err(Failure::Protocol)?;
+        self.out_len += n;
+        self.flush()
+    }
+
+    /// Stages and sends the start of a frame (echo mode).
+    pub fn begin(&mut self, kind: MessageKind, len: u64) -> Result<(), Failure> {
+        let n = self
+            .conn
+            .tx
+            .begin_message(kind, len, &mut self.out, &mut self.net.rng)
+            .map_err(Failure::Protocol)?;
+        self.out_len = n;
+        self.flush()
+    }
+
+    /// Sends one fragment (RFC 6455 frame with FIN as given) of a message whose
+    /// length was not known up front (echo mode).
+    pub fn fragment(
+        &mut self,
+        opcode: websocket::Opcode,
+        fin: bool,
+        payload_len: usize,
+    ) -> Result<(), Failure> {
+        let n = self
+            .conn
+            .tx
+            .begin_frame(
+                opcode,
+                fin,
+                payload_len as u64,
+                &mut self.out,
+                &mut self.net.rng,
+            )
+            .map_err(Failure::Protocol)?;
+        self.out_len = n;
+        self.payload(payload_len)
+    }
+
+    /// Sends `chunk[..n]` as payload of the frame in progress (echo mode).
+    pub fn payload(&mut self, n: usize) -> Result<(), Failure> {
+        let chunk = self.chunk;
+        let w = self
+            .conn
+            .tx
+            .payload(&chunk[..n], &mut self.out[self.out_len..])
+            .map_err(Failure::Protocol)?;
+        self.out_len += w;
+        self.flush()
+    }
+
+    /// Ends the message in progress (hixie-76's 0xFF; nothing in RFC 6455).
+    pub fn end(&mut self) -> Result<(), Failure> {
+        let n = self
+            .conn
+            .tx
+            .end_message(&mut self.out[self.out_len..])
+            .map_err(Failure::Protocol)?;
+        self.out_len += n;
+        self.flush()
+    }
+
+    /// Decodes the next event from what has arrived, without waiting.
+    fn poll_event(&mut self) -> Result<Ev, websocket::Error> {
+        let Session {
+            conn,
+            chunk,
+            hs,
+            left,
+            net,
+            ..
+        } = self;
+        if left.0 < left.1 {
+            let (n, ev) = read_one(conn, &mut hs[left.0..left.1], chunk)?;
+            left.0 += n;
+            if ev != Ev::Nothing {
+                return Ok(ev);
+            }
+        }
+        let socket = net.sockets.get_mut::<smoltcp::socket::tcp::Socket>(net.tcp);
+        loop {
+            let r = socket.recv(|buf| match read_one(conn, buf, chunk) {
+                Ok((n, ev)) => (n, Ok(ev)),
+                Err(e) => (0, Err(e)),
+            });
+            match r {
+                Ok(Ok(Ev::Nothing)) if socket.can_recv() => continue,
+                Ok(result) => return result,
+                Err(_) => return Ok(Ev::Nothing),
+            }
+        }
+    }
+
+    /// The next event, waiting for input up to the timeout. The connection's own
+    /// answers (pong, close echo) are sent before returning.
+    pub fn next_event(&mut self, what: &'static str) -> Result<Ev, Failure> {
+        loop {
+            let ev = self.poll_event().map_err(Failure::Protocol)?;
+            if matches!(ev, Ev::Ping | Ev::Close(_)) {
+                self.flush_auto()?;
+            }
+            if ev != Ev::Nothing {
+                return Ok(ev);
+            }
+            if !self.wait_input(what)? {
+                return Err(Failure::Network("server closed the connection"));
+            }
+        }
+    }
+
+    /// Fails the connection after a protocol error: sends a close frame with the
+    /// error's status code (RFC 6455) and drops TCP.
+    pub fn fail_connection(&mut self, error: websocket::Error) {
+        if let Ok(n) = self
+            .conn
+            .close(error.close_code(), "", &mut self.out, &mut self.net.rng)
+        {
+            self.out_len = n;
+            let _ = self.flush();
+        }
+        self.net.tcp().close();
+        let _ = self.net.wait(Deadline::after_ms(200), |_| None::<()>);
+        self.net.tcp().abort();
+    }
+
+    /// The closing handshake: our close frame, the server's answer (RFC 6455; a
+    /// hixie-76 server may simply close TCP), then TCP closed by the server first
+    /// and by us after. Data messages still arriving are drained.
+    pub fn close(&mut self) -> Result<(), Failure> {
+        let n = self
+            .conn
+            .close(Some(1000), "", &mut self.out, &mut self.net.rng)
+            .map_err(Failure::Protocol)?;
+        self.out_len = n;
+        self.flush()?;
+        while self.conn.close_state() != CloseState::Done {
+            match self.poll_event().map_err(Failure::Protocol)? {
+                Ev::Nothing => {
+                    if !self.wait_input("waiting for the server's close frame")? {
+                        if self.protocol == Protocol::Hixie76 {
+                            break;
+                        }
+                        return Err(Failure::Unexpected(
+                            "server closed TCP without answering the close frame",
+                        ));
+                    }
+                }
+                Ev::Close(_) => {}
+                _ => {}
+            }
+        }
+        // The server closes TCP first (RFC 6455 7.1.1); then we close our side.
+        let _ = self
+            .net
+            .wait(self.deadline(), |net| (!net.tcp().may_recv()).then_some(()));
+        self.net.tcp().close();
+        let _ = self.net.wait(self.deadline(), |net| {
+            matches!(net.tcp().state(), State::Closed | State::TimeWait).then_some(())
+        });
+        log(Line::new().s("closed"));
+        Ok(())
+    }
+}
+
+/// Reads at most one event from `input` (payload limited to [`CHUNK`] bytes, copied
+/// to `chunk`); returns the bytes consumed.
+fn read_one(
+    conn: &mut Connection,
+    input: &mut [u8],
+    chunk: &mut [u8; CHUNK],
+) -> Result<(usize, Ev), websocket::Error> {
+    let lim = input.len().min(CHUNK);
+    let (n, ev) = conn.read(&mut input[..lim])?;
+    let ev = match ev {
+        None => Ev::Nothing,
+        Some(Event::MessageStart { kind, len }) => Ev::Start(kind, len),
+        Some(Event::Data(data)) => {
+            chunk[..data.len()].copy_from_slice(data);
+            Ev::Data(data.len())
+        }
+        Some(Event::MessageEnd) => Ev::End,
+        Some(Event::Ping(_)) => Ev::Ping,
+        Some(Event::Pong(_)) => Ev::Pong,
+        Some(Event::Close { code, .. }) => Ev::Close(code),
+    };
+    Ok((n, ev))
+}

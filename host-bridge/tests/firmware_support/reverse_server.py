@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Minimal reverse-echo WebSocket server (RFC 6455 and hixie-76) for the firmware's
+end-to-end tests: replies to every message with message[::-1], like the tutorial's
+tornado server. Standard library only.
+
+    reverse_server.py PORT_FILE [--bad-handshake]
+
+Listens on 127.0.0.1 on a free port, writes the port number to PORT_FILE, serves
+until killed. With --bad-handshake the answer to the opening handshake is wrong
+(Sec-WebSocket-Accept / the hixie-76 MD5 challenge answer).
+"""
+import base64, hashlib, socket, struct, sys, threading
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+BAD = "--bad-handshake" in sys.argv
+
+
+def recv_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def hixie_number(key):
+    digits = int("".join(c for c in key if c.isdigit()))
+    spaces = key.count(" ")
+    return digits // spaces
+
+
+def serve_rfc(conn, buf):
+    message, kind = b"", None
+    while True:
+        while len(buf) < 2:
+            buf += conn.recv(4096) or b""
+            if len(buf) < 2:
+                return
+        b0, b1 = buf[0], buf[1]
+        need = 2
+        length = b1 & 0x7F
+        if length == 126:
+            need = 4
+        elif length == 127:
+            need = 10
+        need_mask = 4 if b1 & 0x80 else 0
+        while len(buf) < need + need_mask:
+            buf += recv_exact(conn, need + need_mask - len(buf))
+        if length == 126:
+            length = struct.unpack(">H", buf[2:4])[0]
+        elif length == 127:
+            length = struct.unpack(">Q", buf[2:10])[0]
+        mask = buf[need:need + need_mask]
+        buf = buf[need + need_mask:]
+        if len(buf) < length:
+            buf += recv_exact(conn, length - len(buf))
+        payload, buf = bytearray(buf[:length]), buf[length:]
+        if mask:
+            for i in range(len(payload)):
+                payload[i] ^= mask[i % 4]
+        opcode, fin = b0 & 0x0F, b0 & 0x80
+        if opcode == 8:
+            conn.sendall(bytes([0x88, len(payload)]) + bytes(payload))
+            return
+        if opcode == 9:
+            conn.sendall(bytes([0x8A, len(payload)]) + bytes(payload))
+            continue
+        if opcode in (1, 2):
+            kind, message = opcode, b""
+        message += bytes(payload)
+        if not fin:
+            continue
+        if kind == 1:
+            reply = message.decode("utf-8")[::-1].encode("utf-8")
+        else:
+            reply = message[::-1]
+        n = len(reply)
+        if n < 126:
+            header = bytes([0x80 | kind, n])
+        elif n < 65536:
+            header = bytes([0x80 | kind, 126]) + struct.pack(">H", n)
+        else:
+            header = bytes([0x80 | kind, 127]) + struct.pack(">Q", n)
+        print("message received: %d bytes, sending back reversed" % len(message), flush=True)
+        conn.sendall(header + reply)
+
+
+def serve_hixie(conn, buf):
+    while True:
+        while not buf:
+            buf = conn.recv(4096)
+            if not buf:
+                return
+        if buf[0] == 0xFF:
+            conn.sendall(b"\xff\x00")
+            return
+        while b"\xff" not in buf:
+            more = conn.recv(4096)
+            if not more:
+                return
+            buf += more
+        end = buf.index(b"\xff")
+        text = buf[1:end].decode("utf-8")
+        buf = buf[end + 1:]
+        print("message received: %d chars, sending back reversed" % len(text), flush=True)
+        conn.sendall(b"\x00" + text[::-1].encode("utf-8") + b"\xff")
+
+
+def handle(conn):
+    try:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            more = conn.recv(4096)
+            if not more:
+                return
+            buf += more
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        path = lines[0].split(" ")[1]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        print("handshake: %s origin=%s" % (path, headers.get("origin")), flush=True)
+        if "sec-websocket-key" in headers:
+            accept = base64.b64encode(hashlib.sha1(headers["sec-websocket-key"].encode() + GUID).digest())
+            if BAD:
+                accept = base64.b64encode(b"not the right answer")
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nServer: reverse_server.py\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            serve_rfc(conn, buf)
+        else:
+            if len(buf) < 8:
+                buf += recv_exact(conn, 8 - len(buf))
+            key3, buf = buf[:8], buf[8:]
+            n1 = hixie_number(headers["sec-websocket-key1"])
+            n2 = hixie_number(headers["sec-websocket-key2"])
+            answer = hashlib.md5(struct.pack(">II", n1, n2) + key3).digest()
+            if BAD:
+                answer = bytes(16)
+            location = "ws://%s%s" % (headers["host"], path)
+            conn.sendall(("HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Origin: %s\r\n"
+                          "Sec-WebSocket-Location: %s\r\n\r\n" % (headers.get("origin", "null"), location)
+                          ).encode() + answer)
+            serve_hixie(conn, buf)
+    except (EOFError, ConnectionError, UnicodeDecodeError) as e:
+        print("connection ended: %r" % e, flush=True)
+    finally:
+        conn.close()
+        print("connection closed", flush=True)
+
+
+def main():
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(str(srv.getsockname()[1]))
+    import os
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
