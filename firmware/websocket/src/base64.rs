@@ -51,7 +51,7 @@ fn value(c: u8) -> Option<u32> {
 /// Decodes padded base64 `input` into `out`; returns the decoded length, or
 /// `None` on a bad character, bad padding, bad length or a too-small `out`.
 pub fn decode(input: &[u8], out: &mut [u8]) -> Option<usize> {
-    if input.len() % 4 != 0 {
+    if !input.len().is_multiple_of(4) {
         return None;
     }
     let mut w = 0;

@@ -1,7 +1,8 @@
 //! [`Connection`]: a [`Receiver`] and a [`Sender`] with the protocol's
-//! automatic replies (pong to ping, close echo) queued for the caller.
+//! automatic replies (pong to ping, close answer) written by
+//! [`Connection::poll_write`].
 
-use crate::frame::{MessageKind, Sender, MAX_CONTROL_PAYLOAD};
+use crate::frame::{MessageKind, Sender};
 use crate::receiver::{Event, Receiver};
 use crate::{Error, Protocol, Rng, Role};
 
@@ -12,7 +13,7 @@ pub enum CloseState {
     Open,
     /// We sent a close frame; waiting for the peer's.
     Sent,
-    /// The peer's close frame arrived; our answer is queued for
+    /// The peer's close frame arrived; our answer is due from
     /// [`Connection::poll_write`].
     Received,
     /// Both close frames exchanged: close the transport (a server closes
@@ -20,20 +21,20 @@ pub enum CloseState {
     Done,
 }
 
-/// One WebSocket connection after the handshake: decode with
-/// [`Connection::read`], send with [`Connection::send`] (or the public
-/// [`Connection::tx`] for streaming), and after every read loop call
-/// [`Connection::poll_write`] to send the automatic replies.
+/// One WebSocket connection after the handshake.
+///
+/// Decode with [`Connection::read`] (or `conn.rx.read(..)`, which borrows
+/// only the receiver, so that `conn.tx` can stream a reply while an
+/// [`Event::Data`] chunk is held), send with [`Connection::send`] or the
+/// streaming methods of `conn.tx`, and after every read loop call
+/// [`Connection::poll_write`] to send the automatic replies (the receiver
+/// records them either way).
 #[derive(Debug, Clone)]
 pub struct Connection {
-    /// The decoder (public for streaming use and state queries).
+    /// The decoder.
     pub rx: Receiver,
-    /// The encoder (public for streaming: `begin_message`/`payload`/...).
+    /// The encoder.
     pub tx: Sender,
-    pong: [u8; MAX_CONTROL_PAYLOAD],
-    pong_len: Option<u8>,
-    close: CloseState,
-    close_code: Option<u16>,
 }
 
 impl Connection {
@@ -43,49 +44,32 @@ impl Connection {
         Connection {
             rx: Receiver::new(protocol, role, max_message),
             tx: Sender::new(protocol, role),
-            pong: [0; MAX_CONTROL_PAYLOAD],
-            pong_len: None,
-            close: CloseState::Open,
-            close_code: None,
         }
     }
 
     /// Close handshake state.
     pub fn close_state(&self) -> CloseState {
-        self.close
+        match (self.tx.close_sent(), self.rx.is_closed()) {
+            (false, false) => CloseState::Open,
+            (true, false) => CloseState::Sent,
+            (false, true) => CloseState::Received,
+            (true, true) => CloseState::Done,
+        }
     }
 
-    /// Like [`Receiver::read`]; also queues a pong for every ping (only
-    /// the latest one is kept) and a close answer for the peer's close.
+    /// Same as [`Receiver::read`] on `self.rx`.
     pub fn read<'a>(
         &'a mut self,
         input: &'a mut [u8],
     ) -> Result<(usize, Option<Event<'a>>), Error> {
-        let (n, ev) = self.rx.read(input)?;
-        match ev {
-            Some(Event::Ping(p)) => {
-                if let Some(dst) = self.pong.get_mut(..p.len()) {
-                    dst.copy_from_slice(p);
-                    self.pong_len = Some(p.len() as u8);
-                }
-            }
-            Some(Event::Close { code, .. }) => {
-                self.close = match self.close {
-                    CloseState::Open => {
-                        self.close_code = code;
-                        CloseState::Received
-                    }
-                    _ => CloseState::Done,
-                };
-            }
-            _ => {}
-        }
-        Ok((n, ev))
+        self.rx.read(input)
     }
 
-    /// Writes the queued automatic replies (pong, close answer) into `out`
-    /// and returns their length (0 if none). Does nothing while the sender
-    /// is in the middle of a frame. Needs up to 262 bytes of `out`.
+    /// Writes the due automatic replies into `out` and returns their length
+    /// (0 if none): a pong for the latest ping (RFC 6455, unless we already
+    /// sent a close), and the close answer once the peer's close arrived
+    /// (echoing its status code). Does nothing while the sender is in the
+    /// middle of a frame. Needs at most 262 bytes of `out`.
     pub fn poll_write<R: Rng + ?Sized>(
         &mut self,
         out: &mut [u8],
@@ -95,21 +79,16 @@ impl Connection {
             return Ok(0);
         }
         let mut w = 0;
-        if let Some(n) = self.pong_len {
-            if self.close == CloseState::Open {
-                let payload = self.pong.get(..n as usize).unwrap_or(&[]);
+        if let Some(p) = self.rx.pending_pong() {
+            if !self.tx.close_sent() {
                 let dst = out.get_mut(w..).ok_or(Error::BufferTooSmall)?;
-                w += match self.tx.pong(payload, dst, rng) {
-                    Err(Error::Unsupported) => 0,
-                    r => r?,
-                };
+                w += self.tx.pong(p, dst, rng)?;
             }
-            self.pong_len = None;
+            self.rx.clear_pong();
         }
-        if self.close == CloseState::Received {
+        if self.rx.is_closed() && !self.tx.close_sent() {
             let dst = out.get_mut(w..).ok_or(Error::BufferTooSmall)?;
-            w += self.tx.close(self.close_code, "", dst, rng)?;
-            self.close = CloseState::Done;
+            w += self.tx.close(self.rx.peer_close_code(), "", dst, rng)?;
         }
         Ok(w)
     }
@@ -122,15 +101,11 @@ impl Connection {
         out: &mut [u8],
         rng: &mut R,
     ) -> Result<usize, Error> {
-        if self.close != CloseState::Open {
-            return Err(Error::InvalidState);
-        }
         self.tx.message(kind, payload, out, rng)
     }
 
-    /// Starts the close handshake (or fails the connection after an error:
-    /// pass [`Error::close_code`]). RFC 6455: `code`/`reason` as in
-    /// [`Sender::close`].
+    /// Starts the close handshake, or fails the connection after a read
+    /// error (pass [`Error::close_code`]). See [`Sender::close`].
     pub fn close<R: Rng + ?Sized>(
         &mut self,
         code: Option<u16>,
@@ -138,11 +113,81 @@ impl Connection {
         out: &mut [u8],
         rng: &mut R,
     ) -> Result<usize, Error> {
-        if self.close != CloseState::Open {
-            return Err(Error::InvalidState);
+        self.tx.close(code, reason, out, rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Zero;
+    impl Rng for Zero {
+        fn fill(&mut self, buf: &mut [u8]) {
+            buf.fill(0);
         }
-        let n = self.tx.close(code, reason, out, rng)?;
-        self.close = CloseState::Sent;
-        Ok(n)
+    }
+
+    fn feed(c: &mut Connection, bytes: &[u8]) {
+        let mut b = bytes.to_vec();
+        let mut pos = 0;
+        while let (n, Some(_)) = c.read(&mut b[pos..]).unwrap() {
+            pos += n;
+        }
+    }
+
+    #[test]
+    fn automatic_pong_and_close_echo() {
+        let mut c = Connection::new(Protocol::Rfc6455, Role::Client, 100);
+        let mut out = [0u8; 300];
+        feed(&mut c, b"\x89\x01a\x89\x02bc");
+        let n = c.poll_write(&mut out, &mut Zero).unwrap();
+        // Only the latest ping is answered, masked (client).
+        assert_eq!(&out[..n], b"\x8a\x82\0\0\0\0bc");
+        assert_eq!(c.poll_write(&mut out, &mut Zero), Ok(0));
+        feed(&mut c, b"\x88\x02\x03\xe9");
+        assert_eq!(c.close_state(), CloseState::Received);
+        let n = c.poll_write(&mut out, &mut Zero).unwrap();
+        assert_eq!(&out[..n], b"\x88\x82\0\0\0\0\x03\xe9");
+        assert_eq!(c.close_state(), CloseState::Done);
+        assert_eq!(
+            c.send(MessageKind::Text, b"x", &mut out, &mut Zero),
+            Err(Error::InvalidState)
+        );
+    }
+
+    #[test]
+    fn we_close_first() {
+        let mut c = Connection::new(Protocol::Rfc6455, Role::Server, 100);
+        let mut out = [0u8; 300];
+        let n = c.close(Some(1000), "bye", &mut out, &mut Zero).unwrap();
+        assert_eq!(&out[..n], b"\x88\x05\x03\xe8bye");
+        assert_eq!(c.close_state(), CloseState::Sent);
+        // A ping after our close gets no pong.
+        feed(&mut c, b"\x89\x80\0\0\0\0\x88\x80\0\0\0\0");
+        assert_eq!(c.poll_write(&mut out, &mut Zero), Ok(0));
+        assert_eq!(c.close_state(), CloseState::Done);
+    }
+
+    #[test]
+    fn hixie_close() {
+        let mut c = Connection::new(Protocol::Hixie76, Role::Server, 100);
+        let mut out = [0u8; 300];
+        feed(&mut c, b"\x00hi\xff\xff\x00");
+        let n = c.poll_write(&mut out, &mut Zero).unwrap();
+        assert_eq!(&out[..n], b"\xff\x00");
+        assert_eq!(c.close_state(), CloseState::Done);
+    }
+
+    #[test]
+    fn no_pong_mid_frame() {
+        let mut c = Connection::new(Protocol::Rfc6455, Role::Server, 100);
+        let mut out = [0u8; 300];
+        c.tx.begin_message(MessageKind::Binary, 3, &mut out, &mut Zero)
+            .unwrap();
+        feed(&mut c, b"\x89\x80\0\0\0\0");
+        assert_eq!(c.poll_write(&mut out, &mut Zero), Ok(0));
+        c.tx.payload(b"abc", &mut out).unwrap();
+        assert_eq!(c.poll_write(&mut out, &mut Zero), Ok(2));
     }
 }

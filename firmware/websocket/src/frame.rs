@@ -114,6 +114,8 @@ pub struct Sender {
     offset: u8,
     /// A fragmented RFC 6455 message is in progress (its last frame had FIN clear).
     fragmented: bool,
+    /// A close frame was written: nothing may follow it.
+    close_sent: bool,
 }
 
 impl Sender {
@@ -126,7 +128,14 @@ impl Sender {
             mask: [0; 4],
             offset: 0,
             fragmented: false,
+            close_sent: false,
         }
+    }
+
+    /// Whether a close frame has been written (then every further frame is
+    /// refused with [`Error::InvalidState`]).
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
     }
 
     /// Whether no frame is being written (a control frame or a new message
@@ -190,7 +199,7 @@ impl Sender {
                 if kind != MessageKind::Text {
                     return Err(Error::Unsupported);
                 }
-                if self.state != TxState::Idle {
+                if self.state != TxState::Idle || self.close_sent {
                     return Err(Error::InvalidState);
                 }
                 *out.first_mut().ok_or(Error::BufferTooSmall)? = 0x00;
@@ -215,7 +224,7 @@ impl Sender {
         if self.protocol != Protocol::Rfc6455 {
             return Err(Error::Unsupported);
         }
-        if self.state != TxState::Idle {
+        if self.state != TxState::Idle || self.close_sent {
             return Err(Error::InvalidState);
         }
         if opcode.is_control() {
@@ -374,23 +383,28 @@ impl Sender {
     ) -> Result<usize, Error> {
         match self.protocol {
             Protocol::Hixie76 => {
-                if self.state != TxState::Idle {
+                if self.state != TxState::Idle || self.close_sent {
                     return Err(Error::InvalidState);
                 }
                 out.get_mut(..2)
                     .ok_or(Error::BufferTooSmall)?
                     .copy_from_slice(&[0xFF, 0x00]);
+                self.close_sent = true;
                 Ok(2)
             }
-            Protocol::Rfc6455 => match code {
-                None => self.control(Opcode::Close, [&[], &[]], out, rng),
-                Some(c) => self.control(
-                    Opcode::Close,
-                    [&c.to_be_bytes(), reason.as_bytes()],
-                    out,
-                    rng,
-                ),
-            },
+            Protocol::Rfc6455 => {
+                let n = match code {
+                    None => self.control(Opcode::Close, [&[], &[]], out, rng)?,
+                    Some(c) => self.control(
+                        Opcode::Close,
+                        [&c.to_be_bytes(), reason.as_bytes()],
+                        out,
+                        rng,
+                    )?,
+                };
+                self.close_sent = true;
+                Ok(n)
+            }
         }
     }
 }

@@ -107,6 +107,11 @@ pub struct Receiver {
     utf8: Utf8Validator,
     ctrl: [u8; MAX_CONTROL_PAYLOAD],
     ctrl_len: u8,
+    /// Payload of the latest ping not yet answered (`pong_len` bytes).
+    pong: [u8; MAX_CONTROL_PAYLOAD],
+    pong_len: Option<u8>,
+    /// Status code of the peer's close frame (valid once closed).
+    peer_code: Option<u16>,
 }
 
 impl Receiver {
@@ -135,7 +140,28 @@ impl Receiver {
             utf8: Utf8Validator::new(),
             ctrl: [0; MAX_CONTROL_PAYLOAD],
             ctrl_len: 0,
+            pong: [0; MAX_CONTROL_PAYLOAD],
+            pong_len: None,
+            peer_code: None,
         }
+    }
+
+    /// The payload of the latest ping that still needs a pong (the
+    /// automatic reply; [`Connection::poll_write`](crate::Connection::poll_write)
+    /// sends it and calls [`Receiver::clear_pong`]).
+    pub fn pending_pong(&self) -> Option<&[u8]> {
+        self.pong.get(..self.pong_len? as usize)
+    }
+
+    /// Marks the pending pong as sent.
+    pub fn clear_pong(&mut self) {
+        self.pong_len = None;
+    }
+
+    /// The status code of the peer's close frame, once
+    /// [`Receiver::is_closed`] (`None` if it had none, and for hixie-76).
+    pub fn peer_close_code(&self) -> Option<u16> {
+        self.peer_code
     }
 
     /// Whether the peer's close frame has been received.
@@ -384,7 +410,13 @@ impl Receiver {
         let payload = self.ctrl.get(..self.ctrl_len as usize).unwrap_or(&[]);
         self.state = RxState::Header;
         Ok(match self.opcode {
-            0x9 => Event::Ping(payload),
+            0x9 => {
+                if let Some(dst) = self.pong.get_mut(..payload.len()) {
+                    dst.copy_from_slice(payload);
+                    self.pong_len = Some(payload.len() as u8);
+                }
+                Event::Ping(payload)
+            }
             0xA => Event::Pong(payload),
             _ => {
                 let (code, reason) = match payload {
@@ -400,6 +432,7 @@ impl Receiver {
                     }
                 };
                 self.state = RxState::Closed;
+                self.peer_code = code;
                 Event::Close { code, reason }
             }
         })
@@ -499,12 +532,15 @@ impl Receiver {
                         self.message = None;
                         return Ok((used + 1, Some(Event::MessageEnd)));
                     }
-                    let take = end.unwrap_or(rest.len());
-                    let chunk = rest.get(..take).unwrap_or(&[]);
-                    self.message_len = self.message_len.saturating_add(take as u64);
-                    if self.message_len > self.max_message {
+                    // Hand out at most up to the limit, so the error for a
+                    // given byte stream does not depend on its chunking.
+                    let room = self.max_message.saturating_sub(self.message_len);
+                    if room == 0 {
                         return Err(Error::MessageTooBig);
                     }
+                    let take = (end.unwrap_or(rest.len()) as u64).min(room) as usize;
+                    let chunk = rest.get(..take).unwrap_or(&[]);
+                    self.message_len += take as u64;
                     if self.utf8.feed(chunk).is_err() {
                         return Err(Error::InvalidUtf8);
                     }
@@ -513,5 +549,262 @@ impl Receiver {
                 _ => return Err(Error::InvalidState),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec;
+    use std::vec::Vec;
+
+    #[derive(Debug, PartialEq)]
+    enum Ev {
+        Start(MessageKind, Option<u64>),
+        Msg(Vec<u8>),
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<u16>, String),
+    }
+
+    /// Feeds `bytes` in chunks of `step`, joining Data chunks per message.
+    fn run(rx: &mut Receiver, bytes: &[u8], step: usize) -> Result<Vec<Ev>, Error> {
+        let mut out = Vec::new();
+        let mut cur: Option<Vec<u8>> = None;
+        let mut buf = bytes.to_vec();
+        for chunk in buf.chunks_mut(step.max(1)) {
+            let mut pos = 0;
+            loop {
+                let (n, ev) = rx.read(&mut chunk[pos..])?;
+                pos += n;
+                match ev {
+                    None => break,
+                    Some(Event::MessageStart { kind, len }) => {
+                        out.push(Ev::Start(kind, len));
+                        cur = Some(Vec::new());
+                    }
+                    Some(Event::Data(d)) => cur.as_mut().unwrap().extend_from_slice(d),
+                    Some(Event::MessageEnd) => out.push(Ev::Msg(cur.take().unwrap())),
+                    Some(Event::Ping(p)) => out.push(Ev::Ping(p.to_vec())),
+                    Some(Event::Pong(p)) => out.push(Ev::Pong(p.to_vec())),
+                    Some(Event::Close { code, reason }) => out.push(Ev::Close(code, reason.into())),
+                }
+            }
+            assert_eq!(pos, chunk.len());
+        }
+        Ok(out)
+    }
+
+    fn all_steps(role: Role, bytes: &[u8]) -> Result<Vec<Ev>, Error> {
+        let first = run(
+            &mut Receiver::new(Protocol::Rfc6455, role, 1 << 20),
+            bytes,
+            bytes.len(),
+        );
+        for step in 1..8 {
+            let r = run(
+                &mut Receiver::new(Protocol::Rfc6455, role, 1 << 20),
+                bytes,
+                step,
+            );
+            assert_eq!(r, first, "step {step}");
+        }
+        first
+    }
+
+    fn hello() -> Vec<Ev> {
+        vec![
+            Ev::Start(MessageKind::Text, Some(5)),
+            Ev::Msg(b"Hello".to_vec()),
+        ]
+    }
+
+    #[test]
+    fn rfc_5_7_examples() {
+        let c = Role::Client;
+        let s = Role::Server;
+        assert_eq!(
+            all_steps(c, &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]),
+            Ok(hello())
+        );
+        let masked = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(all_steps(s, &masked), Ok(hello()));
+        let frag = [
+            0x01, 0x03, 0x48, 0x65, 0x6c, 0x89, 0x00, 0x80, 0x02, 0x6c, 0x6f,
+        ];
+        assert_eq!(
+            all_steps(c, &frag),
+            Ok(vec![
+                Ev::Start(MessageKind::Text, None),
+                Ev::Ping(vec![]),
+                Ev::Msg(b"Hello".to_vec())
+            ])
+        );
+        let ping = [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+        assert_eq!(all_steps(c, &ping), Ok(vec![Ev::Ping(b"Hello".to_vec())]));
+        let pong = [
+            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(all_steps(s, &pong), Ok(vec![Ev::Pong(b"Hello".to_vec())]));
+        let mut b256 = vec![0x82, 0x7E, 0x01, 0x00];
+        b256.extend((0..256).map(|i| i as u8));
+        assert_eq!(
+            all_steps(c, &b256),
+            Ok(vec![
+                Ev::Start(MessageKind::Binary, Some(256)),
+                Ev::Msg((0..256).map(|i| i as u8).collect())
+            ])
+        );
+        let mut b64k = vec![0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0];
+        b64k.extend(core::iter::repeat_n(7u8, 65536));
+        let r = run(&mut Receiver::new(Protocol::Rfc6455, c, 65536), &b64k, 1000).unwrap();
+        assert_eq!(
+            r,
+            vec![
+                Ev::Start(MessageKind::Binary, Some(65536)),
+                Ev::Msg(vec![7; 65536])
+            ]
+        );
+    }
+
+    #[test]
+    fn close_frames() {
+        let c = Role::Client;
+        assert_eq!(
+            all_steps(c, &[0x88, 0x00]),
+            Ok(vec![Ev::Close(None, String::new())])
+        );
+        assert_eq!(
+            all_steps(c, b"\x88\x05\x03\xe8bye\x81\x00"),
+            Ok(vec![Ev::Close(Some(1000), "bye".into())])
+        );
+        let mut rx = Receiver::new(Protocol::Rfc6455, c, 100);
+        run(&mut rx, &[0x88, 0x02, 0x0b, 0xb8], 100).unwrap();
+        assert!(rx.is_closed());
+        assert_eq!(run(&mut rx, &[0xff, 0xff], 1), Ok(vec![]));
+    }
+
+    fn err(role: Role, max: u64, bytes: &[u8]) -> Error {
+        for step in 1..=bytes.len() {
+            let e = run(
+                &mut Receiver::new(Protocol::Rfc6455, role, max),
+                bytes,
+                step,
+            )
+            .unwrap_err();
+            let e2 = run(
+                &mut Receiver::new(Protocol::Rfc6455, role, max),
+                bytes,
+                bytes.len(),
+            )
+            .unwrap_err();
+            assert_eq!(e, e2);
+        }
+        run(&mut Receiver::new(Protocol::Rfc6455, role, max), bytes, 1).unwrap_err()
+    }
+
+    #[test]
+    fn rfc_errors() {
+        let c = Role::Client;
+        use Error::*;
+        for rsv in [0x40, 0x20, 0x10] {
+            assert_eq!(err(c, 100, &[0x81 | rsv, 0x00]), ReservedBits);
+        }
+        for op in [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+            assert_eq!(err(c, 100, &[0x80 | op, 0x00]), ReservedOpcode);
+        }
+        assert_eq!(err(c, 100, &[0x09, 0x00]), FragmentedControl);
+        assert_eq!(err(c, 1000, &[0x89, 0x7E, 0x00, 0x7E]), ControlTooLong);
+        assert_eq!(err(Role::Server, 100, &[0x81, 0x00]), UnmaskedFrame);
+        assert_eq!(err(c, 100, &[0x81, 0x80, 1, 2, 3, 4]), MaskedFrame);
+        assert_eq!(err(c, 100, &[0x80, 0x00]), UnexpectedContinuation);
+        assert_eq!(err(c, 100, &[0x01, 0x00, 0x81, 0x00]), ExpectedContinuation);
+        assert_eq!(
+            err(c, u64::MAX, &[0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 0]),
+            BadLength
+        );
+        assert_eq!(err(c, 100, &[0x88, 0x01, 0x03]), BadCloseCode);
+        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            let [a, b] = code.to_be_bytes();
+            assert_eq!(err(c, 100, &[0x88, 0x02, a, b]), BadCloseCode, "{code}");
+        }
+        assert_eq!(err(c, 100, b"\x88\x04\x03\xe8\xc3\x28"), InvalidUtf8);
+        assert_eq!(err(c, 100, b"\x81\x02\xc3\x28"), InvalidUtf8);
+        // Incomplete code point at the end of a fragmented message.
+        assert_eq!(err(c, 100, b"\x01\x01\xc3\x80\x00"), InvalidUtf8);
+        assert_eq!(err(c, 100, b"\x01\x01a\x80\x01\xc3"), InvalidUtf8);
+        assert_eq!(err(c, 4, b"\x82\x05hello"), MessageTooBig);
+        assert_eq!(err(c, 4, b"\x02\x03hel\x80\x02lo"), MessageTooBig);
+        assert_eq!(InvalidUtf8.close_code(), Some(1007));
+        assert_eq!(MessageTooBig.close_code(), Some(1009));
+        assert_eq!(MaskedFrame.close_code(), Some(1002));
+        assert_eq!(BadKey.close_code(), None);
+    }
+
+    #[test]
+    fn text_across_fragments_and_chunks() {
+        // "é€" split inside code points across two fragments.
+        let bytes = b"\x01\x03\xc3\xa9\xe2\x80\x02\x82\xac";
+        assert_eq!(
+            all_steps(Role::Client, bytes),
+            Ok(vec![
+                Ev::Start(MessageKind::Text, None),
+                Ev::Msg("é€".as_bytes().to_vec())
+            ])
+        );
+    }
+
+    fn hixie(bytes: &[u8], max: u64) -> Result<Vec<Ev>, Error> {
+        let first = run(
+            &mut Receiver::new(Protocol::Hixie76, Role::Client, max),
+            bytes,
+            bytes.len(),
+        );
+        for step in 1..5 {
+            let r = run(
+                &mut Receiver::new(Protocol::Hixie76, Role::Server, max),
+                bytes,
+                step,
+            );
+            assert_eq!(r, first, "step {step}");
+        }
+        first
+    }
+
+    #[test]
+    fn hixie_frames() {
+        let start = Ev::Start(MessageKind::Text, None);
+        assert_eq!(
+            hixie(b"\x00h\xc3\xa9\xff\x00\xff", 100),
+            Ok(vec![
+                Ev::Start(MessageKind::Text, None),
+                Ev::Msg("hé".as_bytes().to_vec()),
+                start,
+                Ev::Msg(vec![])
+            ])
+        );
+        // Length-prefixed frames (0x80 type, 2-byte length 130) and unknown
+        // sentinel frames are skipped.
+        let mut b = vec![0x80, 0x81, 0x02];
+        b.extend([9u8; 130]);
+        b.extend(b"\x05junk\xff\x00ok\xff\xff\x00trailing");
+        assert_eq!(
+            hixie(&b, 100),
+            Ok(vec![
+                Ev::Start(MessageKind::Text, None),
+                Ev::Msg(b"ok".to_vec()),
+                Ev::Close(None, String::new())
+            ])
+        );
+        assert_eq!(hixie(b"\x00hello\xff", 4), Err(Error::MessageTooBig));
+        assert_eq!(hixie(b"\x00\xc3\x28\xff", 100), Err(Error::InvalidUtf8));
+        assert_eq!(hixie(b"\x00\xc3\xff", 100), Err(Error::InvalidUtf8));
+        let mut over = vec![0x80];
+        over.extend([0xFF; 10]);
+        over.push(0x7F);
+        assert_eq!(hixie(&over, 100), Err(Error::BadLength));
     }
 }

@@ -43,7 +43,7 @@ pub fn key_number(key: &str) -> Result<u32, Error> {
     if spaces == 0 {
         return Err(Error::HixieKeyNoSpaces);
     }
-    if n % spaces != 0 {
+    if !n.is_multiple_of(spaces) {
         return Err(Error::HixieKeyNotDivisible);
     }
     Ok((n / spaces) as u32)

@@ -1,0 +1,7 @@
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    common::check(websocket::Protocol::Hixie76, data);
+});
