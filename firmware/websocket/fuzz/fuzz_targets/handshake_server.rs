@@ -2,11 +2,15 @@
 // Server-side request parsers (both protocols): parse every prefix-free
 // input, answer when it parses, and check `consumed` is in range.
 use libfuzzer_sys::fuzz_target;
-use websocket::handshake::{hixie76, rfc6455, write_reject, Parse};
+use websocket::handshake::{hixie76, parse_head, rfc6455, write_reject, Parse};
 
 fuzz_target!(|data: &[u8]| {
     let mut out = [0u8; 1024];
     let max = 2048;
+    if let Ok(Parse::Done { value, consumed }) = parse_head(data, max) {
+        assert!(consumed <= data.len());
+        let _ = (value.path(), value.protocol(), value.headers.get("Origin"));
+    }
     match rfc6455::parse_request(data, max) {
         Ok(Parse::Done { value, consumed }) => {
             assert!(consumed <= data.len());

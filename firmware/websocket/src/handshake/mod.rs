@@ -12,7 +12,7 @@
 //! Writers put a complete handshake into a caller buffer and return its
 //! length, or [`Error::BufferTooSmall`].
 
-use crate::Error;
+use crate::{Error, Protocol};
 
 pub mod hixie76;
 pub mod rfc6455;
@@ -85,6 +85,70 @@ impl<'a> Headers<'a> {
     pub fn has_token(&self, name: &'a str, token: &str) -> bool {
         self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
     }
+}
+
+/// Any HTTP/1.1 request head, parsed but not validated as a handshake:
+/// for routing before choosing [`rfc6455::parse_request`] or
+/// [`hixie76::parse_request`] (or answering a plain HTTP request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead<'a> {
+    /// Request method, e.g. `GET`.
+    pub method: &'a str,
+    /// Request target as sent (query included), e.g. `/echo?x=1`.
+    pub target: &'a str,
+    /// All request headers.
+    pub headers: Headers<'a>,
+}
+
+impl<'a> RequestHead<'a> {
+    /// The target without its `?query`.
+    pub fn path(&self) -> &'a str {
+        self.target.split('?').next().unwrap_or(self.target)
+    }
+
+    /// Which WebSocket handshake this looks like: hixie-76 if it has
+    /// `Sec-WebSocket-Key1`, RFC 6455 if it has `Sec-WebSocket-Key` or an
+    /// `Upgrade: websocket` token, `None` for a plain HTTP request.
+    pub fn protocol(&self) -> Option<Protocol> {
+        if self.headers.get("Sec-WebSocket-Key1").is_some() {
+            Some(Protocol::Hixie76)
+        } else if self.headers.get("Sec-WebSocket-Key").is_some()
+            || self.headers.has_token("Upgrade", "websocket")
+        {
+            Some(Protocol::Rfc6455)
+        } else {
+            None
+        }
+    }
+}
+
+/// Parses the head of any HTTP/1.1 request (request line and headers, up to
+/// `\r\n\r\n`; `consumed` does not include a hixie-76 key3). Errors:
+/// [`Error::HeaderTooLarge`], [`Error::Malformed`],
+/// [`Error::BadHttpVersion`]. The input can then be handed, from its start,
+/// to the protocol's `parse_request`.
+pub fn parse_head(input: &[u8], max_len: usize) -> Result<Parse<RequestHead<'_>>, Error> {
+    let Some(end) = find_end(input, max_len)? else {
+        return Ok(Parse::Incomplete);
+    };
+    let head = input.get(..end).ok_or(Error::Malformed)?;
+    let (start, headers) = split_head(head)?;
+    let mut parts = start.split(' ');
+    let method = parts.next().ok_or(Error::Malformed)?;
+    let target = parts.next().ok_or(Error::Malformed)?;
+    let version = parts.next().ok_or(Error::Malformed)?;
+    if parts.next().is_some() || method.is_empty() || target.is_empty() {
+        return Err(Error::Malformed);
+    }
+    check_version(version)?;
+    Ok(Parse::Done {
+        value: RequestHead {
+            method,
+            target,
+            headers,
+        },
+        consumed: end,
+    })
 }
 
 /// Finds the end of the header block: `Ok(Some(n))` with `n` just past
@@ -312,6 +376,39 @@ mod tests {
         assert_eq!(parse_request_line("GET / FTP/1.1"), Err(Error::Malformed));
         assert_eq!(parse_status_line("HTTP/1.1 1010 x"), Err(Error::Malformed));
         assert_eq!(parse_status_line("HTTP/1.1 101"), Ok(101));
+    }
+
+    #[test]
+    fn request_head() {
+        let req = b"POST /a?b=c HTTP/1.1\r\nHost: x\r\n\r\nbody";
+        let Ok(Parse::Done { value, consumed }) = parse_head(req, 100) else {
+            panic!()
+        };
+        assert_eq!(
+            (value.method, value.target, value.path()),
+            ("POST", "/a?b=c", "/a")
+        );
+        assert_eq!(value.protocol(), None);
+        assert_eq!(consumed, req.len() - 4);
+        let h = b"GET / HTTP/1.1\r\nSec-WebSocket-Key1: 1 2\r\n\r\n";
+        let Ok(Parse::Done { value, .. }) = parse_head(h, 100) else {
+            panic!()
+        };
+        assert_eq!(value.protocol(), Some(Protocol::Hixie76));
+        let r = b"GET / HTTP/1.1\r\nUpgrade: WebSocket\r\n\r\n";
+        let Ok(Parse::Done { value, .. }) = parse_head(r, 100) else {
+            panic!()
+        };
+        assert_eq!(value.protocol(), Some(Protocol::Rfc6455));
+        assert_eq!(parse_head(b"GET /\r\n\r\n", 100), Err(Error::Malformed));
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.0\r\n\r\n", 100),
+            Err(Error::BadHttpVersion)
+        );
+        assert_eq!(
+            parse_head(b"GET / HTTP/1.1\r\n", 100),
+            Ok(Parse::Incomplete)
+        );
     }
 
     #[test]
