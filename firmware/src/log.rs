@@ -8,8 +8,3 @@ use firmware::text::Line;
 pub fn log(line: &mut Line) {
     hprint!("{}", line.finish());
 }
-
-/// Prints a fixed message and a newline.
-pub fn say(text: &str) {
-    log(Line::new().s(text));
-}

@@ -74,12 +74,6 @@ impl Deadline {
     pub fn passed(self) -> bool {
         clock::now_ms().wrapping_sub(self.0) as i32 >= 0
     }
-
-    /// Milliseconds left (0 once passed).
-    pub fn left_ms(self) -> u32 {
-        let left = self.0.wrapping_sub(clock::now_ms()) as i32;
-        left.max(0) as u32
-    }
 }
 
 pub struct Net {

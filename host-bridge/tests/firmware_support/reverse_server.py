@@ -3,16 +3,20 @@
 end-to-end tests: replies to every message with message[::-1], like the tutorial's
 tornado server. Standard library only.
 
-    reverse_server.py PORT_FILE [--bad-handshake]
+    reverse_server.py PORT [--bad-handshake | --drive]
 
-Listens on 127.0.0.1 on a free port, writes the port number to PORT_FILE, serves
-until killed. With --bad-handshake the answer to the opening handshake is wrong
-(Sec-WebSocket-Accept / the hixie-76 MD5 challenge answer).
+Listens on 127.0.0.1:PORT and serves until killed. With --bad-handshake the answer
+to the opening handshake is wrong (Sec-WebSocket-Accept / the hixie-76 MD5
+challenge answer). With --drive (RFC 6455) the server talks first, for the
+firmware's --echo mode: it sends a few messages (text, 3000 bytes of binary, a
+fragmented text with a ping in between), checks each comes back unchanged, closes,
+and prints "drive ok" or "drive FAILED".
 """
 import base64, hashlib, socket, struct, sys, threading
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BAD = "--bad-handshake" in sys.argv
+DRIVE = "--drive" in sys.argv
 
 
 def recv_exact(conn, n):
@@ -87,6 +91,74 @@ def serve_rfc(conn, buf):
         conn.sendall(header + reply)
 
 
+def read_frame(conn, buf):
+    """One frame from a client (masked): (fin, opcode, payload, rest of buf)."""
+    while len(buf) < 2:
+        buf += recv_exact(conn, 2 - len(buf))
+    b0, b1 = buf[0], buf[1]
+    length, need = b1 & 0x7F, 2
+    if length == 126:
+        need = 4
+    elif length == 127:
+        need = 10
+    need += 4 if b1 & 0x80 else 0
+    if len(buf) < need:
+        buf += recv_exact(conn, need - len(buf))
+    if length == 126:
+        length = struct.unpack(">H", buf[2:4])[0]
+    elif length == 127:
+        length = struct.unpack(">Q", buf[2:10])[0]
+    mask = buf[need - 4:need] if b1 & 0x80 else b""
+    buf = buf[need:]
+    if len(buf) < length:
+        buf += recv_exact(conn, length - len(buf))
+    payload, buf = bytearray(buf[:length]), buf[length:]
+    for i in range(len(payload)) if mask else ():
+        payload[i] ^= mask[i % 4]
+    return b0 & 0x80, b0 & 0x0F, bytes(payload), buf
+
+
+def frame(opcode, payload, fin=True):
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | opcode
+    if n < 126:
+        return bytes([b0, n]) + payload
+    if n < 65536:
+        return bytes([b0, 126]) + struct.pack(">H", n) + payload
+    return bytes([b0, 127]) + struct.pack(">Q", n) + payload
+
+
+def serve_drive(conn, buf):
+    big = bytes((i * 73) & 0xFF for i in range(3000))
+    cases = [
+        (1, [frame(1, "hello \u00e9\U0001f642".encode())], "hello \u00e9\U0001f642".encode()),
+        (2, [frame(2, big)], big),
+        (1, [frame(1, b"frag", fin=False), frame(9, b"ping!"), frame(0, b"mented", fin=True)], b"fragmented"),
+    ]
+    ok = True
+    for kind, frames, expected in cases:
+        for f in frames:
+            conn.sendall(f)
+        got, got_kind = b"", None
+        while True:
+            fin, opcode, payload, buf = read_frame(conn, buf)
+            if opcode == 10:
+                print("pong %r" % payload, flush=True)
+                continue
+            if opcode in (1, 2):
+                got_kind = opcode
+            got += payload
+            if fin:
+                break
+        match = got_kind == kind and got == expected
+        print("echo of %d bytes: %s" % (len(expected), "ok" if match else "WRONG"), flush=True)
+        ok = ok and match
+    conn.sendall(frame(8, struct.pack(">H", 1000)))
+    fin, opcode, payload, buf = read_frame(conn, buf)
+    ok = ok and opcode == 8
+    print("drive ok" if ok else "drive FAILED", flush=True)
+
+
 def serve_hixie(conn, buf):
     while True:
         while not buf:
@@ -131,7 +203,7 @@ def handle(conn):
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          b"Connection: Upgrade\r\nServer: reverse_server.py\r\n"
                          b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-            serve_rfc(conn, buf)
+            (serve_drive if DRIVE else serve_rfc)(conn, buf)
         else:
             if len(buf) < 8:
                 buf += recv_exact(conn, 8 - len(buf))
@@ -157,12 +229,9 @@ def handle(conn):
 def main():
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
+    srv.bind(("127.0.0.1", int(sys.argv[1])))
     srv.listen(8)
-    with open(sys.argv[1] + ".tmp", "w") as f:
-        f.write(str(srv.getsockname()[1]))
-    import os
-    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    print("listening on 127.0.0.1:%s" % sys.argv[1], flush=True)
     while True:
         conn, _ = srv.accept()
         threading.Thread(target=handle, args=(conn,), daemon=True).start()

@@ -1,0 +1,178 @@
+//! The firmware's network stack and WebSocket client, end to end: the real image
+//! under QEMU, its emulated Stellaris Ethernet on QEMU's user network (slirp: DHCP,
+//! the host's 127.0.0.1 at 10.0.2.2), against `firmware_support/reverse_server.py`
+//! (a standard-library reverse-echo server that can also answer the handshake
+//! wrongly, or drive the firmware's `--echo` mode). Every run is bounded by QEMU's
+//! timeout and every firmware wait by `--timeout-ms`.
+
+mod common;
+use common::{boot, free_port, repo_root, Peer, Run};
+
+/// Starts the test server on a free port with `extra` arguments.
+fn server(name: &str, extra: &[&str]) -> (Peer, u16) {
+    let port = free_port();
+    let script = repo_root().join("host-bridge/tests/firmware_support/reverse_server.py");
+    let port_arg = port.to_string();
+    let args = [&[script.to_str().expect("utf-8 path"), port_arg.as_str()], extra].concat();
+    (Peer::spawn(name, "python3", &args, port), port)
+}
+
+fn url(port: u16) -> String {
+    format!("ws://10.0.2.2:{port}/ws")
+}
+
+#[track_caller]
+fn assert_status(run: &Run, peer: &Peer, expected: i32) {
+    assert_eq!(
+        run.status,
+        Some(expected),
+        "{run}\n--- server (last lines)\n{}",
+        peer.log_tail(30)
+    );
+}
+
+/// The driver's counters and the stack high-water mark end every network run.
+#[track_caller]
+fn assert_footer(run: &Run) {
+    run.assert_printed("eth: in ");
+    run.assert_printed(", overruns 0, rx errors 0, tx errors 0");
+    run.assert_printed("stack: ");
+}
+
+#[test]
+fn rfc6455_generated_set_is_echoed_reversed_and_closed_cleanly() {
+    let (peer, port) = server("fw-rfc6455", &[]);
+    // 9 messages: the whole generated set (0, 1, 125, 126, 127 bytes, UTF-8, binary,
+    // 1.5 KB UTF-8, 1000 bytes binary).
+    let run = boot(&["--url", &url(port), "--count", "9"], None, 60);
+    assert_status(&run, &peer, 0);
+    run.assert_printed("dhcp: 10.0.2.15/24 gateway 10.0.2.2");
+    run.assert_printed(&format!("connected to ws://10.0.2.2:{port}/ws"));
+    run.assert_printed("sent 1: text 0 bytes");
+    run.assert_printed("sent 4: text 126 bytes");
+    run.assert_printed("sent 7: binary 300 bytes");
+    run.assert_printed("received 9 after ");
+    run.assert_printed("all 9 echoes matched\nclosed\n");
+    assert_footer(&run);
+    assert!(
+        peer.log_tail(40).contains("origin=http://10.0.2.15"),
+        "default Origin is the board's own address:\n{}",
+        peer.log_tail(40)
+    );
+}
+
+#[test]
+fn hixie76_generated_set_is_echoed_reversed_and_closed_cleanly() {
+    let (peer, port) = server("fw-hixie76", &[]);
+    let run = boot(
+        &["--url", &url(port), "--proto", "hixie76", "--count", "9"],
+        None,
+        60,
+    );
+    assert_status(&run, &peer, 0);
+    run.assert_printed("connected to ws://");
+    run.assert_printed("received 9 after ");
+    run.assert_printed("all 9 echoes matched\nclosed\n");
+    assert_footer(&run);
+}
+
+#[test]
+fn given_message_with_spaces_and_multibyte_utf8_is_reversed_by_code_point() {
+    let (peer, port) = server("fw-message", &[]);
+    let run = boot(
+        &[
+            "--url",
+            &url(port),
+            "--message",
+            "h\u{e9}llo w\u{f6}rld \u{1F642}\u{20ac}",
+            "--count",
+            "3",
+            "--origin",
+            "http://example.com",
+        ],
+        None,
+        60,
+    );
+    assert_status(&run, &peer, 0);
+    run.assert_printed("all 3 echoes matched");
+    assert!(peer.log_tail(40).contains("origin=http://example.com"));
+}
+
+#[test]
+fn echo_mode_streams_messages_back_until_the_server_closes() {
+    let (peer, port) = server("fw-echo", &["--drive"]);
+    let run = boot(&["--url", &url(port), "--echo"], None, 60);
+    assert_status(&run, &peer, 0);
+    run.assert_printed("echoed 3 messages; closed");
+    let log = peer.log_tail(40);
+    assert!(log.contains("echo of 3000 bytes: ok"), "{log}");
+    assert!(log.contains("pong b'ping!'"), "{log}");
+    assert!(log.contains("drive ok"), "{log}");
+}
+
+#[test]
+fn wrong_accept_key_fails_the_handshake_with_exit_5() {
+    let (peer, port) = server("fw-bad-accept", &["--bad-handshake"]);
+    let run = boot(&["--url", &url(port), "--timeout-ms", "3000"], None, 60);
+    assert_status(&run, &peer, 5);
+    run.assert_printed("error: handshake failed: missing or wrong Sec-WebSocket-Accept");
+}
+
+#[test]
+fn wrong_hixie76_md5_answer_fails_the_handshake_with_exit_5() {
+    let (peer, port) = server("fw-bad-md5", &["--bad-handshake"]);
+    let run = boot(
+        &["--url", &url(port), "--proto", "hixie76", "--timeout-ms", "3000"],
+        None,
+        60,
+    );
+    assert_status(&run, &peer, 5);
+    run.assert_printed("error: handshake failed: wrong hixie-76 challenge response");
+}
+
+#[test]
+fn nothing_listening_retries_with_backoff_then_exits_4() {
+    let port = free_port(); // released again: nothing listens there
+    let run = boot(
+        &["--url", &url(port), "--retry", "3", "--timeout-ms", "2000"],
+        None,
+        60,
+    );
+    run.assert_status(4);
+    run.assert_printed("connect: connection refused; retry 1/3 in 100 ms");
+    run.assert_printed("connect: connection refused; retry 3/3 in 400 ms");
+    run.assert_printed("error: connection refused");
+}
+
+#[test]
+fn ping_gateway_over_slirp_with_dhcp() {
+    let run = boot(&["--ping", "10.0.2.2"], None, 60);
+    run.assert_status(0);
+    run.assert_printed("ping 10.0.2.2: seq 0 time ");
+    run.assert_printed("ping 10.0.2.2: seq 2 time ");
+    assert_footer(&run);
+}
+
+#[test]
+fn static_address_and_gateway_without_dhcp() {
+    let run = boot(
+        &["--ip", "10.0.2.16/24", "--gateway", "10.0.2.2", "--ping", "10.0.2.2"],
+        None,
+        60,
+    );
+    run.assert_status(0);
+    run.assert_printed("net: static 10.0.2.16/24");
+    run.assert_printed("ping 10.0.2.2: seq 2 time ");
+    assert!(!run.stdout.contains("dhcp:"), "{run}");
+}
+
+#[test]
+fn ping_to_nobody_times_out_with_exit_4() {
+    let run = boot(
+        &["--ip", "10.0.2.16/24", "--ping", "10.0.2.99", "--timeout-ms", "1000"],
+        None,
+        60,
+    );
+    run.assert_status(4);
+    run.assert_printed("error: no ping reply from 10.0.2.99 within 1000 ms");
+}
