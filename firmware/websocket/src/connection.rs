@@ -191,3 +191,27 @@ mod tests {
         assert_eq!(c.poll_write(&mut out, &mut Zero), Ok(2));
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes_stay_small() {
+        use core::mem::size_of;
+        assert!(
+            size_of::<crate::Receiver>() <= 320,
+            "{}",
+            size_of::<crate::Receiver>()
+        );
+        assert!(
+            size_of::<crate::Sender>() <= 32,
+            "{}",
+            size_of::<crate::Sender>()
+        );
+        assert!(
+            size_of::<crate::Connection>() <= 352,
+            "{}",
+            size_of::<crate::Connection>()
+        );
+        assert!(size_of::<crate::handshake::hixie76::Client>() <= 100);
+    }
+}

@@ -123,10 +123,32 @@
 //! assert_eq!(&out[..n], b"\x81\x02ih");
 //! ```
 //!
-//! Streaming a large message out (e.g. echoing 64 KiB with a small buffer):
-//! `conn.tx.begin_message(kind, total_len, out, rng)`, then
-//! `conn.tx.payload(chunk, out)` for each chunk as it comes from
-//! [`Event::Data`], then `conn.tx.end_message(out)`.
+//! # Streaming
+//!
+//! A message need not fit in RAM (e.g. echoing 64 KiB through a 512-byte
+//! buffer, as `tests/interop.rs` does): read with `conn.rx.read(..)` (it
+//! borrows only the receiver, so the sender stays usable while a chunk is
+//! held), and on [`Event::MessageStart`] with `len: Some(total)` call
+//! `conn.tx.begin_message(kind, total, out, rng)`, then
+//! `conn.tx.payload(chunk, out)` for every [`Event::Data`] chunk, then
+//! `conn.tx.end_message(out)` on [`Event::MessageEnd`]. For `len: None`
+//! (a fragmented message) send each chunk as a frame with
+//! [`Sender::begin_frame`] (`Text`/`Binary` then `Continuation`, FIN clear)
+//! and finish with an empty FIN frame.
+//!
+//! # Handshake routing (server)
+//!
+//! [`handshake::parse_head`] parses any request head and
+//! [`handshake::RequestHead::protocol`] says which handshake it is, so a
+//! server can answer plain HTTP, 404 or 403 before calling the protocol's
+//! `parse_request`.
+//!
+//! # Memory
+//!
+//! [`Receiver`]: about 310 bytes (partial header, one control payload, the
+//! pending pong payload, UTF-8 state); [`Sender`]: 32 bytes at most;
+//! handshake state: 24 bytes (RFC 6455) or 100 bytes (hixie-76). Frame headers need at
+//! most [`frame::MAX_HEADER_LEN`] bytes of output.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
