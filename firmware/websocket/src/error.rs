@@ -203,3 +203,66 @@ pub mod close_code {
         matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn descriptions_and_codes() {
+        use Error::*;
+        let all = [
+            HeaderTooLarge,
+            Malformed,
+            BadMethod,
+            BadHttpVersion,
+            BadStatus,
+            MissingHost,
+            BadUpgrade,
+            BadConnection,
+            BadVersion,
+            BadKey,
+            BadAccept,
+            BadProtocol,
+            BadOrigin,
+            BadLocation,
+            BadChallenge,
+            BadHixieKey,
+            HixieKeyNoSpaces,
+            HixieKeyNotDivisible,
+            ReservedBits,
+            ReservedOpcode,
+            FragmentedControl,
+            ControlTooLong,
+            UnmaskedFrame,
+            MaskedFrame,
+            UnexpectedContinuation,
+            ExpectedContinuation,
+            BadLength,
+            BadCloseCode,
+            InvalidUtf8,
+            MessageTooBig,
+            BufferTooSmall,
+            Unsupported,
+            InvalidState,
+            InvalidText,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert!(!a.as_str().is_empty());
+            assert_eq!(a.to_string(), a.as_str());
+            for b in &all[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+            }
+            // Frame errors have a close code, handshake errors an HTTP
+            // status (server side) or neither (client side), never both.
+            assert!(!(a.close_code().is_some() && a.http_status().is_some()));
+        }
+        assert_eq!(HeaderTooLarge.http_status(), Some(431));
+        assert_eq!(BadVersion.http_status(), Some(426));
+        assert_eq!(HixieKeyNotDivisible.http_status(), Some(400));
+        assert_eq!(BadChallenge.http_status(), None);
+        assert!(close_code::is_valid(1000) && close_code::is_valid(4999));
+        assert!(!close_code::is_valid(1005) && !close_code::is_valid(2000));
+    }
+}
