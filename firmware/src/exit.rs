@@ -1,6 +1,6 @@
 //! Ending the program: every exit goes through semihosting so a script can test the status.
 
-use cortex_m_semihosting::{hprintln, syscall1};
+use cortex_m_semihosting::syscall1;
 
 /// Exit statuses a script can tell apart:
 ///
@@ -44,7 +44,7 @@ pub fn exit(code: u8) -> ! {
         syscall1(SYS_EXIT_EXTENDED, block.as_ptr() as usize);
     }
     // Only reached without a debugger or emulator that implements semihosting.
-    hprintln!("exit: semihosting did not stop the program");
+    crate::log::print("exit: semihosting did not stop the program\n");
     loop {
         cortex_m::asm::wfi();
     }

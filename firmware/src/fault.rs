@@ -1,7 +1,9 @@
 //! What happens when the CPU faults: a clear message and a non-zero exit, never a hang.
 
 use cortex_m_rt::{exception, ExceptionFrame};
-use cortex_m_semihosting::hprintln;
+use firmware::text::Line;
+
+use crate::log::log;
 
 use crate::exit::{exit, ExitCode};
 
@@ -22,21 +24,30 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
             BFAR.read_volatile(),
         )
     };
-    hprintln!(
-        "HARD FAULT: pc={:#010x} lr={:#010x} CFSR={:#010x} HFSR={:#010x} MMFAR={:#010x} BFAR={:#010x}",
-        frame.pc(),
-        frame.lr(),
-        cfsr,
-        hfsr,
-        mmfar,
-        bfar
-    );
+    let mut line = Line::new();
+    line.s("HARD FAULT: ");
+    for (name, value) in [
+        ("pc", frame.pc()),
+        (" lr", frame.lr()),
+        (" CFSR", cfsr),
+        (" HFSR", hfsr),
+        (" MMFAR", mmfar),
+        (" BFAR", bfar),
+    ] {
+        line.s(name).s("=0x").hex(value, 8);
+    }
+    log(&mut line);
     exit(ExitCode::Fault as u8)
 }
 
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    hprintln!("FAULT: unexpected exception or interrupt {}", irqn);
+    let mut line = Line::new();
+    line.s("FAULT: unexpected exception or interrupt ");
+    if irqn < 0 {
+        line.s("-");
+    }
+    log(line.u(irqn.unsigned_abs() as u32));
     exit(ExitCode::Fault as u8)
 }
 

@@ -6,5 +6,10 @@ use firmware::text::Line;
 
 /// Prints `line` and a newline.
 pub fn log(line: &mut Line) {
-    hprint!("{}", line.finish());
+    print(line.finish());
+}
+
+/// Prints `text` as it is (the one `core::fmt` call site of the log).
+pub fn print(text: &str) {
+    hprint!("{}", text);
 }

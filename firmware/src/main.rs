@@ -8,7 +8,6 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::hprintln;
 use lm3s6965::interrupt;
 use panic_semihosting as _;
 
@@ -28,7 +27,7 @@ mod rng;
 mod stack;
 
 use exit::{exit, ExitCode};
-use log::log;
+use log::{log, print};
 use net::{Deadline, Net};
 
 /// Name and version printed in the banner.
@@ -43,25 +42,20 @@ fn main() -> ! {
     };
     clock::start(core.SYST);
     let mac = ethernet::mac_address();
-    hprintln!(
-        "{} {} on lm3s6965evb, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        NAME,
-        VERSION,
-        mac[0],
-        mac[1],
-        mac[2],
-        mac[3],
-        mac[4],
-        mac[5]
-    );
+    let mut banner = Line::new();
+    banner.s(NAME).s(" ").s(VERSION).s(" on lm3s6965evb, mac ");
+    for (i, byte) in mac.iter().enumerate() {
+        banner.s(if i == 0 { "" } else { ":" }).hex(*byte as u32, 2);
+    }
+    log(&mut banner);
 
     // The command line and everything borrowed from it live as long as the program.
     let mut line = [0u8; host::CMDLINE_CAPACITY];
     let Some(len) = host::read_cmdline(&mut line) else {
-        hprintln!(
-            "error: cannot read the command line (longer than {} bytes?)",
-            line.len()
-        );
+        log(Line::new()
+            .s("error: cannot read the command line (longer than ")
+            .u(line.len() as u32)
+            .s(" bytes?)"));
         exit(ExitCode::Usage as u8)
     };
     let args = match cmdline::split(&mut line[..len]) {
@@ -69,14 +63,15 @@ fn main() -> ! {
         Err(e) => usage_error(e.as_str(), ""),
     };
     for (i, arg) in args.iter().enumerate().skip(1) {
-        hprintln!("arg {}: {:?}", i, arg);
+        log(Line::new().s("arg ").u(i as u32).s(": ").quoted(arg));
     }
     let config = match Config::parse(&args) {
         Ok(config) => config,
         Err(e) => usage_error(e.message, e.argument),
     };
     if config.help {
-        hprintln!("{}", USAGE);
+        print(USAGE);
+        print("\n");
         exit(ExitCode::Success as u8)
     }
     match config.crash {
@@ -85,7 +80,7 @@ fn main() -> ! {
         None => {}
     }
     if config.mode == Mode::BootCheck {
-        hprintln!("boot check ok");
+        print("boot check ok\n");
         exit(ExitCode::Success as u8)
     }
 
@@ -96,7 +91,7 @@ fn main() -> ! {
             ExitCode::Network,
             Line::new()
                 .s("error: no IPv4 address (DHCP) within ")
-                .u(config.timeout_ms as u64)
+                .u(config.timeout_ms as u32)
                 .s(" ms"),
         )
     }
@@ -120,9 +115,9 @@ fn ping(net: &mut Net, target: [u8; 4], timeout_ms: u32) {
                 .s("ping ")
                 .ip(target)
                 .s(": seq ")
-                .u(seq as u64)
+                .u(seq as u32)
                 .s(" time ")
-                .u(rtt as u64)
+                .u(rtt as u32)
                 .s(" ms")),
             Err(_) => fail(
                 ExitCode::Network,
@@ -130,7 +125,7 @@ fn ping(net: &mut Net, target: [u8; 4], timeout_ms: u32) {
                     .s("error: no ping reply from ")
                     .ip(target)
                     .s(" within ")
-                    .u(timeout_ms as u64)
+                    .u(timeout_ms as u32)
                     .s(" ms"),
             ),
         }
@@ -149,32 +144,32 @@ pub fn finish(code: ExitCode) -> ! {
     let s = &ethernet::STATS;
     log(Line::new()
         .s("eth: in ")
-        .u(s.frames_in.load(Relaxed) as u64)
+        .u(s.frames_in.load(Relaxed) as u32)
         .s(" frames/")
-        .u(s.bytes_in.load(Relaxed) as u64)
+        .u(s.bytes_in.load(Relaxed) as u32)
         .s(" bytes, out ")
-        .u(s.frames_out.load(Relaxed) as u64)
+        .u(s.frames_out.load(Relaxed) as u32)
         .s("/")
-        .u(s.bytes_out.load(Relaxed) as u64)
+        .u(s.bytes_out.load(Relaxed) as u32)
         .s(", dropped ")
-        .u(s.rx_dropped.load(Relaxed) as u64)
+        .u(s.rx_dropped.load(Relaxed) as u32)
         .s(", overruns ")
-        .u(s.overruns.load(Relaxed) as u64)
+        .u(s.overruns.load(Relaxed) as u32)
         .s(", rx errors ")
-        .u(s.rx_errors.load(Relaxed) as u64)
+        .u(s.rx_errors.load(Relaxed) as u32)
         .s(", tx errors ")
-        .u(s.tx_errors.load(Relaxed) as u64)
+        .u(s.tx_errors.load(Relaxed) as u32)
         .s(", fifo resets ")
-        .u(s.fifo_resets.load(Relaxed) as u64));
+        .u(s.fifo_resets.load(Relaxed) as u32));
     log(Line::new()
         .s("stack: ")
-        .u(stack::high_water() as u64)
+        .u(stack::high_water() as u32)
         .s(" of ")
-        .u(stack::size() as u64)
+        .u(stack::size() as u32)
         .s(" bytes used; uptime ")
-        .u(clock::now_ms() as u64)
+        .u(clock::now_ms() as u32)
         .s(" ms; exit ")
-        .u(code as u64));
+        .u(code as u32));
     exit(code as u8)
 }
 
@@ -196,6 +191,8 @@ fn ETHERNET() {
 }
 
 fn usage_error(message: &str, argument: &str) -> ! {
-    hprintln!("error: {}: {}\n{}", message, argument, USAGE);
+    log(Line::new().s("error: ").s(message).s(": ").s(argument));
+    print(USAGE);
+    print("\n");
     exit(ExitCode::Usage as u8)
 }

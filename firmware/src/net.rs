@@ -137,7 +137,7 @@ impl Net {
                     .s("net: static ")
                     .ip(s.address)
                     .s("/")
-                    .u(s.prefix_len as u64));
+                    .u(s.prefix_len as u32));
                 None
             }
             None => Some(sockets.add(dhcpv4::Socket::new())),
@@ -183,12 +183,12 @@ impl Net {
                 line.s("dhcp: ")
                     .ip(cidr.address().octets())
                     .s("/")
-                    .u(cidr.prefix_len() as u64);
+                    .u(cidr.prefix_len() as u32);
                 if let Some(router) = router {
                     let _ = self.iface.routes_mut().add_default_ipv4_route(router);
                     line.s(" gateway ").ip(router.octets());
                 }
-                line.s(" after ").u(clock::now_ms() as u64).s(" ms");
+                line.s(" after ").u(clock::now_ms() as u32).s(" ms");
                 log(&mut line);
                 self.address = Some(cidr);
             }

@@ -43,8 +43,8 @@ impl Line {
     }
 
     /// Appends a number in decimal.
-    pub fn u(&mut self, mut value: u64) -> &mut Self {
-        let mut digits = [0u8; 20];
+    pub fn u(&mut self, mut value: u32) -> &mut Self {
+        let mut digits = [0u8; 10];
         let mut i = digits.len();
         loop {
             i -= 1;
@@ -63,9 +63,40 @@ impl Line {
             if i > 0 {
                 self.s(".");
             }
-            self.u(*byte as u64);
+            self.u(*byte as u32);
         }
         self
+    }
+
+    /// Appends `value` as `digits` lowercase hexadecimal digits (no prefix).
+    pub fn hex(&mut self, value: u32, digits: u32) -> &mut Self {
+        for i in (0..digits).rev() {
+            let nibble = (value >> (4 * i)) & 15;
+            self.b(&[b"0123456789abcdef"[nibble as usize]]);
+        }
+        self
+    }
+
+    /// Appends `text` double-quoted, with `"`, `\` and control characters escaped
+    /// as Rust's `{:?}` does (other characters as they are).
+    pub fn quoted(&mut self, text: &str) -> &mut Self {
+        self.s("\"");
+        for c in text.chars() {
+            match c {
+                '"' => self.s("\\\""),
+                '\\' => self.s("\\\\"),
+                '\n' => self.s("\\n"),
+                '\r' => self.s("\\r"),
+                '\t' => self.s("\\t"),
+                '\0' => self.s("\\0"),
+                c if c.is_control() => {
+                    let digits = (32 - (c as u32).leading_zeros()).div_ceil(4).max(1);
+                    self.s("\\u{").hex(c as u32, digits).s("}")
+                }
+                c => self.s(c.encode_utf8(&mut [0; 4])),
+            };
+        }
+        self.s("\"")
     }
 
     /// Appends text shown safely: printable ASCII as is, anything else (control
@@ -125,14 +156,32 @@ mod tests {
             .s(" n=")
             .u(0)
             .s(" max=")
-            .u(u64::MAX);
-        assert_eq!(l.finish(), "ip 10.0.2.15/24 n=0 max=18446744073709551615\n");
+            .u(u32::MAX);
+        assert_eq!(l.finish(), "ip 10.0.2.15/24 n=0 max=4294967295\n");
+        let mut l = Line::new();
+        l.hex(0x0a0b, 4).s(" ").hex(0xdeadbeef, 8);
+        assert_eq!(l.finish(), "0a0b deadbeef\n");
         let mut l = Line::new();
         l.escaped("a\\b\n\u{e9}".as_bytes(), 10);
         assert_eq!(l.finish(), "a\\x5cb\\x0a\\xc3\\xa9\n");
         let mut l = Line::new();
         l.escaped(b"abcdef", 3);
         assert_eq!(l.finish(), "abc...\n");
+    }
+
+    #[test]
+    fn quotes_like_debug() {
+        for text in [
+            "plain",
+            "two words, \"quoted\" \\ here",
+            "tab\tnl\n\u{1}",
+            "h\u{e9}llo \u{1F642}",
+            "",
+        ] {
+            let mut l = Line::new();
+            l.quoted(text);
+            assert_eq!(l.finish(), format!("{text:?}\n"));
+        }
     }
 
     #[test]

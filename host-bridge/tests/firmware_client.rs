@@ -176,3 +176,39 @@ fn ping_to_nobody_times_out_with_exit_4() {
     run.assert_status(4);
     run.assert_printed("error: no ping reply from 10.0.2.99 within 1000 ms");
 }
+
+/// smoltcp answers ICMP echo requests itself: a scripted host on a QEMU socket
+/// network (no slirp, no DHCP: static address) pings the board while the board
+/// pings it.
+#[test]
+fn board_answers_ping_on_a_socket_network_with_a_static_address() {
+    let port = free_port();
+    let script = repo_root().join("host-bridge/tests/firmware_support/eth_peer.py");
+    let port_arg = port.to_string();
+    let peer = Peer::spawn(
+        "fw-eth-peer",
+        "python3",
+        &[
+            script.to_str().expect("utf-8 path"),
+            &port_arg,
+            "192.168.77.1",
+            "192.168.77.2",
+        ],
+        port,
+    );
+    let net = format!("-nic socket,model=stellaris,mac=52:54:00:12:34:56,connect=127.0.0.1:{port}");
+    let run = boot(
+        &["--ip", "192.168.77.2/24", "--ping", "192.168.77.1", "--timeout-ms", "3000"],
+        Some(&net),
+        60,
+    );
+    assert_status(&run, &peer, 0);
+    run.assert_printed("ping 192.168.77.1: seq 2 time ");
+    let log = peer.log_tail(40);
+    for seq in 0..3 {
+        assert!(
+            log.contains(&format!("echo reply from 192.168.77.2 seq {seq}")),
+            "the board did not answer ping {seq}:\n{log}"
+        );
+    }
+}

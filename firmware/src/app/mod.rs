@@ -72,20 +72,20 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
             let start = clock::now_ms();
             log(Line::new()
                 .s("sent ")
-                .u(i as u64 + 1)
+                .u(i + 1)
                 .s(": ")
                 .s(kind_name(kind))
                 .s(" ")
-                .u(len as u64)
+                .u(len as u32)
                 .s(" bytes \"")
                 .escaped(message, 40)
                 .s("\""));
             let ok = receive_reply(&mut s, kind, message)?;
             let mut line = Line::new();
             line.s(if ok { "received " } else { "MISMATCH " })
-                .u(i as u64 + 1)
+                .u(i + 1)
                 .s(" after ")
-                .u(clock::now_ms().wrapping_sub(start) as u64)
+                .u(clock::now_ms().wrapping_sub(start))
                 .s(" ms");
             if ok {
                 line.s(": reversed ok");
@@ -97,7 +97,7 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
         }
         log(Line::new()
             .s("all ")
-            .u(config.count as u64)
+            .u(config.count as u32)
             .s(" echoes matched"));
         s.close()
     });
@@ -145,11 +145,11 @@ fn receive_reply(s: &mut Session, kind: MessageKind, sent: &[u8]) -> Result<bool
             .s("reply: ")
             .s(got_kind.map(kind_name).unwrap_or("?"))
             .s(" ")
-            .u(received as u64)
+            .u(received as u32)
             .s(" bytes \"")
             .escaped(&head[..received.min(head.len())], 40)
             .s("\" is not the reverse of the ")
-            .u(sent.len() as u64)
+            .u(sent.len() as u32)
             .s(" bytes sent"));
     }
     Ok(ok)
@@ -168,7 +168,7 @@ pub fn echo(net: &mut Net, config: &Config) -> ExitCode {
         s.handshake(&url, url.path, origin, config.subprotocol)?;
         match echo_loop(&mut s) {
             Ok(n) => {
-                log(Line::new().s("echoed ").u(n as u64).s(" messages; closed"));
+                log(Line::new().s("echoed ").u(n as u32).s(" messages; closed"));
                 Ok(())
             }
             Err(Failure::Protocol(e)) => {
@@ -252,11 +252,11 @@ pub fn autobahn(net: &mut Net, config: &Config) -> ExitCode {
     let origin = origin(config, net, &mut origin_buf);
     let result = (|| {
         let cases = autobahn_case_count(net, config, &url, origin)?;
-        log(Line::new().s("autobahn: ").u(cases as u64).s(" cases"));
+        log(Line::new().s("autobahn: ").u(cases as u32).s(" cases"));
         for case in 1..=cases {
             let mut path = Line::new();
             path.s("/runCase?case=")
-                .u(case as u64)
+                .u(case as u32)
                 .s("&agent=")
                 .s(AGENT);
             let path = path.finish().trim_end();
@@ -268,9 +268,9 @@ pub fn autobahn(net: &mut Net, config: &Config) -> ExitCode {
                 s.fail_connection(e);
             }
             let mut line = Line::new();
-            line.s("case ").u(case as u64).s(": ");
+            line.s("case ").u(case as u32).s(": ");
             match r {
-                Ok(n) => line.s("echoed ").u(n as u64),
+                Ok(n) => line.s("echoed ").u(n as u32),
                 Err(Failure::Protocol(e)) => line.s("failed the connection: ").s(e.as_str()),
                 Err(Failure::Network(what)) | Err(Failure::Timeout(what)) => line.s(what),
                 Err(_) => line.s("ended"),

@@ -62,7 +62,7 @@ impl Failure {
                 .s("timeout: ")
                 .s(what)
                 .s(" (")
-                .u(timeout_ms as u64)
+                .u(timeout_ms as u32)
                 .s(" ms)"),
             Failure::Handshake(e) => line.s("handshake failed: ").s(e.as_str()),
             Failure::Protocol(e) => line.s("protocol error: ").s(e.as_str()),
@@ -120,11 +120,11 @@ pub fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Res
             .s("connect: ")
             .s(why)
             .s("; retry ")
-            .u(attempt as u64)
+            .u(attempt as u32)
             .s("/")
-            .u(retries as u64)
+            .u(retries as u32)
             .s(" in ")
-            .u(backoff as u64)
+            .u(backoff as u32)
             .s(" ms"));
         let _ = net.wait(Deadline::after_ms(backoff), |_| None::<()>);
         backoff = (backoff * 2).min(2000);
