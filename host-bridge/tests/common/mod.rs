@@ -171,3 +171,14 @@ impl Drop for Peer {
         self.kill();
     }
 }
+
+/// Whether this process runs as root (the tap bridge needs it): effective uid 0.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let uids = status.lines().find(|l| l.starts_with("Uid:"))?;
+            Some(uids.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
