@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""The mbed "WebSockets on mbed" tutorial's tornado reverse-echo server, ported to Python 3.
+
+Same behaviour as the tutorial's Python 2 code: path /ws, any Origin accepted, every
+message printed on arrival and sent back reversed (``message[::-1]``, so by code point).
+Changes: Python 3 print(), ``--port`` instead of the hard-coded 8000, ``--quiet`` to skip
+the per-message prints (a benchmark would otherwise measure the terminal), ``--address``
+to listen on one address only, and ``IOLoop.current()`` (``instance()`` is deprecated).
+
+    target/ci-venv/bin/python ci/peers/tornado_reverse_server.py --port 8000
+"""
+import argparse
+import socket
+
+import tornado.httpserver
+import tornado.ioloop
+import tornado.web
+import tornado.websocket
+
+QUIET = False
+
+
+def say(text):
+    if not QUIET:
+        print(text, flush=True)
+
+
+class WSHandler(tornado.websocket.WebSocketHandler):
+    def open(self):
+        say("new connection")
+
+    def on_message(self, message):
+        say("message received: %s" % message)
+        # Reverse Message and send it back
+        say("sending back message: %s" % message[::-1])
+        self.write_message(message[::-1])
+
+    def on_close(self):
+        say("connection closed")
+
+    def check_origin(self, origin):
+        return True
+
+
+application = tornado.web.Application([
+    (r"/ws", WSHandler),
+])
+
+
+def main():
+    global QUIET
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--address", default="", help="listen address (default: all)")
+    parser.add_argument("--quiet", action="store_true", help="no per-message prints")
+    args = parser.parse_args()
+    QUIET = args.quiet
+    http_server = tornado.httpserver.HTTPServer(application)
+    http_server.listen(args.port, address=args.address)
+    try:
+        my_ip = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        my_ip = "127.0.0.1"
+    print("*** Websocket Server Started at %s***" % my_ip, flush=True)
+    tornado.ioloop.IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

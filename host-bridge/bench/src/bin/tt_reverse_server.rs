@@ -1,0 +1,139 @@
+//! The peer a Rust user would pick instead of host-bridge: a reverse-echo WebSocket
+//! server written the idiomatic way on tokio-tungstenite. Same behaviour as
+//! `host-bridge serve` and the tutorial's tornado server: path /ws (any other path is
+//! refused with 404), any Origin, every text message sent back reversed by character.
+//!
+//! ```text
+//! tt-reverse-server --listen 127.0.0.1:8000 [--path /ws] [--threads N] [--quiet]
+//!                   [--arrivals FILE]
+//! ```
+//!
+//! `--threads 1` (the default) runs tokio's current-thread runtime, to match
+//! `host-bridge serve --threads 1` and tornado's single thread. `--arrivals FILE`
+//! appends, when each connection closes, one line `SECONDS_SINCE_UNIX_EPOCH` per text
+//! message received (used by `bench e2e` to time the firmware's round trips).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser, Debug)]
+#[command(about = "tokio-tungstenite reverse-echo WebSocket server (benchmark peer)")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// The WebSocket path; other paths get 404.
+    #[arg(long, default_value = "/ws")]
+    path: String,
+    /// Worker threads: 1 runs tokio's current-thread runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print nothing per connection.
+    #[arg(long)]
+    quiet: bool,
+    /// Append each text message's arrival time (Unix seconds) to this file.
+    #[arg(long)]
+    arrivals: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let rt = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(serve(Arc::new(args)))
+}
+
+async fn serve(args: Arc<Args>) -> Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    if !args.quiet {
+        println!(
+            "tt-reverse-server listening on ws://{}{}",
+            listener.local_addr()?,
+            args.path
+        );
+    }
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let args = args.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, &args).await {
+                if !args.quiet {
+                    eprintln!("tt-reverse-server: {peer}: {e:#}");
+                }
+            }
+        });
+    }
+}
+
+// The handshake callback's error type is tungstenite's (an HTTP response).
+#[allow(clippy::result_large_err)]
+async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
+    stream.set_nodelay(true)?;
+    let path = args.path.clone();
+    let check_path = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() == path {
+            Ok(resp)
+        } else {
+            let mut err = ErrorResponse::new(Some("not found".into()));
+            *err.status_mut() = StatusCode::NOT_FOUND;
+            Err(err)
+        }
+    };
+    let mut ws = tokio_tungstenite::accept_hdr_async(stream, check_path).await?;
+    if !args.quiet {
+        println!("new connection");
+    }
+    let mut arrivals = Vec::new();
+    let result = async {
+        while let Some(msg) = ws.next().await {
+            match msg? {
+                Message::Text(text) => {
+                    if args.arrivals.is_some() {
+                        arrivals.push(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64());
+                    }
+                    let reversed: String = text.as_str().chars().rev().collect();
+                    ws.send(Message::text(reversed)).await?;
+                }
+                Message::Close(_) => break,
+                // Pings are answered by tungstenite itself; binary is not part of the protocol.
+                _ => {}
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Some(file) = &args.arrivals {
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)?;
+        for t in &arrivals {
+            writeln!(out, "{t:.6}")?;
+        }
+    }
+    if !args.quiet {
+        println!("connection closed");
+    }
+    result
+}

@@ -1,0 +1,717 @@
+//! End to end through QEMU: the firmware sends 1000 messages of 64 B and checks each
+//! reversed echo, over three networks:
+//!
+//! * `user`: QEMU's user network (slirp), the server on the host's 127.0.0.1;
+//! * `tap-bridge`: QEMU's socket netdev relayed by `host-bridge bridge` to a tap in a
+//!   namespace of its own, the server inside it, no impairment;
+//! * `tap-direct`: QEMU's own `-netdev tap` straight into such a namespace (QEMU runs
+//!   inside it), the same server — so `tap-bridge / tap-direct` is the bridge's cost.
+//!
+//! The firmware is timed from outside: the server (tokio-tungstenite's, with
+//! `--arrivals`) notes when each message arrives. The firmware sends message n+1 only
+//! after it has checked echo n, so the gap between two arrivals is one full round trip
+//! (network both ways, the firmware's receive, check and send). Echoes/s is
+//! `(N-1) / (last arrival - first arrival)`; boot-to-first-echo is the first message's
+//! arrival (when its echo leaves the server) less the moment QEMU was started.
+//!
+//! Firmware CPU per echo: Debian's QEMU 7.2 ships no TCG plugins, so instructions are
+//! counted from QEMU's own log (`-d in_asm,exec,nochain`: each translated block's
+//! instruction count, summed over every block executed), for N and 2N messages; the
+//! difference over N cancels boot, DHCP and the handshake.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::servers::{self, ServerSpec};
+
+pub struct E2eConfig {
+    pub count: u32,
+    pub icount_msgs: u32,
+    pub build: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct NetRun {
+    pub network: String,
+    pub how: String,
+    /// Why there is no figure, if there is none.
+    pub not_measured: Option<String>,
+    pub count: u32,
+    pub echoes_per_s: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub boot_to_first_echo_s: Option<f64>,
+    /// QEMU's wall time, start to exit.
+    pub qemu_wall_s: Option<f64>,
+    /// Round trips, ms, in order.
+    pub rtts_ms: Vec<f64>,
+    /// The last lines the firmware printed.
+    pub firmware_tail: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct E2eData {
+    pub started_utc: String,
+    pub host: String,
+    pub message: String,
+    pub runs: Vec<NetRun>,
+    pub insns_per_echo: Option<f64>,
+    pub insns_detail: String,
+}
+
+/// 64 bytes of ASCII, the same every time (the firmware's `--message`).
+pub const MESSAGE: &str = "The quick brown fox jumps over the lazy dog, 0123456789 ABCDEFG.";
+const MAC: &str = "52:54:00:12:34:56";
+const HOST_IP: &str = "10.0.2.2";
+const GUEST_IP: &str = "10.0.2.15/24";
+const NETNS_PREFIX: &str = "bench-e2e";
+
+fn firmware_image(root: &Path, build: bool) -> Result<PathBuf> {
+    let fw = root.join("ci/cargo-firmware");
+    if build {
+        let st = Command::new(&fw).arg("build").current_dir(root).status()?;
+        if !st.success() {
+            bail!("ci/cargo-firmware build failed ({st})");
+        }
+    }
+    let out = Command::new(&fw).arg("path").current_dir(root).output()?;
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !image.is_file() {
+        bail!("no firmware image at {}", image.display());
+    }
+    Ok(image)
+}
+
+/// Whether the firmware has a WebSocket client yet: its usage text names --url and
+/// a run against a closed port fails in the network, not in argument parsing.
+fn firmware_has_client(root: &Path, image: &Path) -> Result<()> {
+    let out = Command::new(root.join("ci/qemu-run"))
+        .arg(image)
+        .arg("--help")
+        .env("FIRMWARE_TIMEOUT", "20")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("--url") {
+        bail!("the firmware's --help does not offer --url");
+    }
+    Ok(())
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("run ip (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A namespace with a tap `tap0` holding 10.0.2.2/24; removed on drop.
+struct TapNs {
+    name: String,
+}
+
+impl TapNs {
+    fn create(with_tap: bool) -> Result<TapNs> {
+        reap_stale();
+        let name = format!("{NETNS_PREFIX}-{}-{}", std::process::id(), rand_suffix());
+        ip(&["netns", "add", &name]).context("make a network namespace (needs root)")?;
+        let ns = TapNs { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        if with_tap {
+            ip(&[
+                "-n", &ns.name, "tuntap", "add", "dev", "tap0", "mode", "tap",
+            ])?;
+            ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{HOST_IP}/24"),
+                "dev",
+                "tap0",
+            ])?;
+            ip(&["-n", &ns.name, "link", "set", "tap0", "up"])?;
+        }
+        Ok(ns)
+    }
+
+    fn exec_prefix(&self) -> Vec<String> {
+        ["ip", "netns", "exec", &self.name]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+}
+
+impl Drop for TapNs {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn rand_suffix() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 100_000)
+        .unwrap_or(0)
+}
+
+/// Removes namespaces left by a killed run of this benchmark.
+fn reap_stale() {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&format!("{NETNS_PREFIX}-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next() else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", &name]);
+        }
+    }
+}
+
+struct Network {
+    name: &'static str,
+    how: String,
+    /// Where the server listens (inside `ns` if there is one).
+    listen_host: &'static str,
+    /// The firmware's view of the server's host.
+    url_host: &'static str,
+    /// QEMU network options (ci/qemu-run's FIRMWARE_NET).
+    qemu_net: String,
+    /// Firmware options besides the URL, count and message.
+    fw_args: Vec<String>,
+    /// Run the server (and QEMU, if `qemu_in_ns`) inside this namespace.
+    ns: Option<TapNs>,
+    qemu_in_ns: bool,
+    /// A helper process (the bridge) to run for the duration, killed after.
+    helper: Option<std::process::Child>,
+}
+
+fn static_ip_args() -> Vec<String> {
+    vec!["--ip".into(), GUEST_IP.into()]
+}
+
+fn user_network() -> Network {
+    Network {
+        name: "user",
+        how: "QEMU user network (slirp); server on the host's 127.0.0.1, seen as 10.0.2.2; DHCP"
+            .into(),
+        listen_host: "127.0.0.1",
+        url_host: HOST_IP,
+        qemu_net: format!("-nic user,model=stellaris,mac={MAC}"),
+        fw_args: vec![],
+        ns: None,
+        qemu_in_ns: false,
+        helper: None,
+    }
+}
+
+fn tap_direct_network() -> Result<Network> {
+    let ns = TapNs::create(true)?;
+    Ok(Network {
+        name: "tap-direct",
+        how: "QEMU's -netdev tap straight into a namespace (tap0 = 10.0.2.2/24, server inside); static 10.0.2.15/24".into(),
+        listen_host: HOST_IP,
+        url_host: HOST_IP,
+        qemu_net: format!("-nic tap,ifname=tap0,script=no,downscript=no,model=stellaris,mac={MAC}"),
+        fw_args: static_ip_args(),
+        ns: Some(ns),
+        qemu_in_ns: true,
+        helper: None,
+    })
+}
+
+/// `host-bridge bridge`: QEMU's socket netdev on one side, a tap in a namespace on the
+/// other. Its command line is discovered from `host-bridge bridge --help`.
+fn tap_bridge_network(bin_dir: &Path, log: &Path) -> Result<Network> {
+    let hb = bin_dir.join("host-bridge");
+    if !hb.is_file() {
+        bail!("{} not built", hb.display());
+    }
+    let out = Command::new(&hb).args(["bridge", "--help"]).output()?;
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        bail!("`host-bridge bridge` does not exist yet");
+    }
+    let _ = (help, log);
+    bail!("`host-bridge bridge`'s options are not wired into the harness yet")
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    Some(s[s.len() / 2])
+}
+
+fn percentile(v: &[f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+    Some(s[rank.clamp(1, s.len()) - 1])
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+struct FwRun {
+    status: Option<i32>,
+    output: String,
+    started: SystemTime,
+    wall_s: f64,
+    arrivals: Vec<f64>,
+}
+
+/// Starts the arrival-logging server for `net`, boots the firmware against it, and
+/// returns what happened. `extra_qemu` is appended to the network options.
+fn boot_against_server(
+    root: &Path,
+    image: &Path,
+    net: &Network,
+    count: u32,
+    extra_qemu: &str,
+    log_dir: &Path,
+) -> Result<FwRun> {
+    let bin_dir = servers::bin_dir()?;
+    let arrivals = log_dir.join(format!("arrivals-{}-{}.txt", net.name, rand_suffix()));
+    let _ = std::fs::remove_file(&arrivals);
+    let port = servers::free_port()?;
+    let tt = bin_dir.join("tt-reverse-server").display().to_string();
+    let mut argv = net.ns.as_ref().map(|n| n.exec_prefix()).unwrap_or_default();
+    argv.extend(
+        [
+            tt.as_str(),
+            "--listen",
+            &format!("{}:{port}", net.listen_host),
+            "--quiet",
+            "--arrivals",
+            &arrivals.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let spec = ServerSpec {
+        name: format!("e2e-{}", net.name),
+        argv,
+    };
+    let server_log = log_dir.join(format!("e2e-server-{}.log", net.name));
+    let server = if net.ns.is_some() {
+        start_in_ns(&spec, &server_log)?
+    } else {
+        servers::start_at(&spec, &server_log, port)?
+    };
+
+    let url = format!("ws://{}:{port}/ws", net.url_host);
+    let mut cmd = match (&net.ns, net.qemu_in_ns) {
+        (Some(ns), true) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name])
+                .arg(root.join("ci/qemu-run"));
+            c
+        }
+        _ => Command::new(root.join("ci/qemu-run")),
+    };
+    cmd.arg(image)
+        .args([
+            "--url",
+            &url,
+            "--count",
+            &count.to_string(),
+            "--message",
+            MESSAGE,
+        ])
+        .args(&net.fw_args)
+        .env("FIRMWARE_NET", format!("{} {extra_qemu}", net.qemu_net))
+        .env("FIRMWARE_MAC", MAC)
+        .env("FIRMWARE_TIMEOUT", "180")
+        .stdin(Stdio::null());
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let out = cmd.output().context("run ci/qemu-run")?;
+    let wall_s = t0.elapsed().as_secs_f64();
+    // The server writes the arrivals when the connection closes.
+    let until = Instant::now() + Duration::from_secs(3);
+    while !arrivals.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    server.stop()?;
+    let arr: Vec<f64> = std::fs::read_to_string(&arrivals)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    let mut output = String::from_utf8_lossy(&out.stdout).to_string();
+    output.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok(FwRun {
+        status: out.status.code(),
+        output,
+        started,
+        wall_s,
+        arrivals: arr,
+    })
+}
+
+/// Starts a server inside a namespace; readiness is checked from inside it too.
+fn start_in_ns(spec: &ServerSpec, log: &Path) -> Result<servers::Running> {
+    // The address is inside the namespace: wait for the listening socket with `ss`.
+    let port = spec
+        .argv
+        .iter()
+        .skip_while(|a| *a != "--listen")
+        .nth(1)
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .context("no --listen port")?;
+    let ns = spec.argv.get(3).cloned().context("no namespace")?;
+    let running = servers::spawn(spec, log, port)?;
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "ss", "-Hltn"])
+            .output()?;
+        if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
+            return Ok(running);
+        }
+        if Instant::now() > until {
+            bail!(
+                "{} did not listen within 15 s (log {})",
+                spec.name,
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn measure_network(
+    root: &Path,
+    image: &Path,
+    mut net: Network,
+    count: u32,
+    log_dir: &Path,
+) -> NetRun {
+    let mut run = NetRun {
+        network: net.name.into(),
+        how: net.how.clone(),
+        count,
+        ..Default::default()
+    };
+    let result = boot_against_server(root, image, &net, count, "", log_dir);
+    if let Some(mut h) = net.helper.take() {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    match result {
+        Err(e) => run.not_measured = Some(format!("{e:#}")),
+        Ok(fw) => {
+            run.firmware_tail = tail(&fw.output, 8);
+            run.qemu_wall_s = Some(fw.wall_s);
+            let a = &fw.arrivals;
+            if a.len() < 2 {
+                run.not_measured = Some(format!(
+                    "the server saw {} message(s); firmware exit status {:?}: {}",
+                    a.len(),
+                    fw.status,
+                    tail(&fw.output, 2).replace('\n', " / ")
+                ));
+                return run;
+            }
+            if fw.status != Some(0) || a.len() < count as usize {
+                run.not_measured = Some(format!(
+                    "incomplete: {} of {count} messages, firmware exit status {:?}: {}",
+                    a.len(),
+                    fw.status,
+                    tail(&fw.output, 2).replace('\n', " / ")
+                ));
+            }
+            let rtts: Vec<f64> = a.windows(2).map(|w| (w[1] - w[0]) * 1e3).collect();
+            let start = fw
+                .started
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            run.echoes_per_s = Some((a.len() - 1) as f64 / (a[a.len() - 1] - a[0]));
+            run.p50_ms = median(&rtts);
+            run.p99_ms = percentile(&rtts, 99.0);
+            run.boot_to_first_echo_s = Some(a[0] - start);
+            run.rtts_ms = rtts;
+        }
+    }
+    run
+}
+
+/// Counts guest instructions from QEMU's `-d in_asm,exec,nochain` log, streamed
+/// through a FIFO so that nothing large is written to disk.
+fn count_instructions(root: &Path, image: &Path, count: u32, log_dir: &Path) -> Result<u64> {
+    let fifo = log_dir.join(format!("qemu-exec-{count}.fifo"));
+    let _ = std::fs::remove_file(&fifo);
+    let st = Command::new("mkfifo").arg(&fifo).status()?;
+    if !st.success() {
+        bail!("mkfifo failed");
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || -> Result<u64> {
+            let f = std::fs::File::open(&fifo)?;
+            count_log(BufReader::with_capacity(1 << 20, f))
+        })
+    };
+    let net = user_network();
+    let fw = boot_against_server(
+        root,
+        image,
+        &net,
+        count,
+        &format!("-d in_asm,exec,nochain -D {}", fifo.display()),
+        log_dir,
+    );
+    // If QEMU never opened the FIFO, open it ourselves so the reader returns.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags_nonblock()
+        .open(&fifo);
+    let total = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("log reader panicked"))??;
+    let _ = std::fs::remove_file(&fifo);
+    let fw = fw?;
+    if fw.status != Some(0) || fw.arrivals.len() < count as usize {
+        bail!(
+            "traced run of {count} messages failed (status {:?}, {} arrivals): {}",
+            fw.status,
+            fw.arrivals.len(),
+            tail(&fw.output, 2).replace('\n', " / ")
+        );
+    }
+    Ok(total)
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK)
+    }
+}
+
+/// Sums, over every `Trace` line (one executed block), the instruction count of the
+/// block at that guest pc, taken from the `IN:` listing printed when it was translated.
+pub fn count_log(mut r: impl BufRead) -> Result<u64> {
+    let mut sizes: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    let mut total = 0u64;
+    let mut line = String::new();
+    let mut block: Option<(u32, u32)> = None; // (first pc, instructions)
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("Trace ") {
+            if let Some((pc, n)) = block.take() {
+                sizes.insert(pc, n);
+            }
+            // Trace 0: 0xHOST [CSBASE/PC/FLAGS/CFLAGS] SYMBOL
+            let pc = rest
+                .split_once('[')
+                .and_then(|(_, b)| b.split('/').nth(1))
+                .and_then(|p| u32::from_str_radix(p, 16).ok());
+            if let Some(pc) = pc {
+                total += u64::from(sizes.get(&pc).copied().unwrap_or(1));
+            }
+        } else if line.starts_with("IN:") {
+            if let Some((pc, n)) = block.take() {
+                sizes.insert(pc, n);
+            }
+            block = Some((u32::MAX, 0));
+        } else if let Some((pc, n)) = block.as_mut() {
+            if let Some(addr) = line
+                .strip_prefix("0x")
+                .and_then(|l| l.split_once(':'))
+                .map(|(a, _)| a)
+            {
+                if let Ok(a) = u32::from_str_radix(addr, 16) {
+                    if *pc == u32::MAX {
+                        *pc = a;
+                    }
+                    *n += 1;
+                }
+            } else if line.trim().is_empty() && *pc != u32::MAX {
+                let (pc, n) = block.take().unwrap_or_default();
+                sizes.insert(pc, n);
+            }
+        }
+    }
+    Ok(total)
+}
+
+pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
+    std::fs::create_dir_all(log_dir)?;
+    let mut data = E2eData {
+        started_utc: crate::utc_now(),
+        host: crate::host_summary(),
+        message: MESSAGE.into(),
+        ..Default::default()
+    };
+    let names = [
+        ("user", "QEMU user network (slirp)"),
+        (
+            "tap-bridge",
+            "QEMU socket netdev -> host-bridge bridge -> tap in a namespace, no impairment",
+        ),
+        (
+            "tap-direct",
+            "QEMU's -netdev tap straight into the namespace",
+        ),
+    ];
+    let not_measured = |reason: String| -> Vec<NetRun> {
+        names
+            .iter()
+            .map(|(n, how)| NetRun {
+                network: n.to_string(),
+                how: how.to_string(),
+                not_measured: Some(reason.clone()),
+                count: cfg.count,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let image = match firmware_image(root, cfg.build)
+        .and_then(|img| firmware_has_client(root, &img).map(|()| img))
+    {
+        Ok(i) => i,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            eprintln!("bench: e2e not measured: {reason}");
+            data.runs = not_measured(reason.clone());
+            data.insns_detail = format!("not measured: {reason}");
+            return Ok(data);
+        }
+    };
+    let bin_dir = servers::bin_dir()?;
+
+    eprintln!("bench: e2e over the user network ({} messages)", cfg.count);
+    data.runs.push(measure_network(
+        root,
+        &image,
+        user_network(),
+        cfg.count,
+        log_dir,
+    ));
+
+    eprintln!("bench: e2e over the tap bridge");
+    match tap_bridge_network(&bin_dir, &log_dir.join("bridge.log")) {
+        Ok(net) => data
+            .runs
+            .push(measure_network(root, &image, net, cfg.count, log_dir)),
+        Err(e) => data.runs.push(NetRun {
+            network: names[1].0.into(),
+            how: names[1].1.into(),
+            not_measured: Some(format!("{e:#}")),
+            count: cfg.count,
+            ..Default::default()
+        }),
+    }
+
+    eprintln!("bench: e2e over QEMU's own tap");
+    match tap_direct_network() {
+        Ok(net) => data
+            .runs
+            .push(measure_network(root, &image, net, cfg.count, log_dir)),
+        Err(e) => data.runs.push(NetRun {
+            network: names[2].0.into(),
+            how: names[2].1.into(),
+            not_measured: Some(format!("{e:#}")),
+            count: cfg.count,
+            ..Default::default()
+        }),
+    }
+    for r in &data.runs {
+        match &r.not_measured {
+            Some(why) => eprintln!("bench: e2e {}: not measured: {why}", r.network),
+            None => eprintln!(
+                "bench: e2e {}: {:.0} echoes/s, p50 {:.2} ms, p99 {:.2} ms, boot to first echo {:.2} s",
+                r.network,
+                r.echoes_per_s.unwrap_or(f64::NAN),
+                r.p50_ms.unwrap_or(f64::NAN),
+                r.p99_ms.unwrap_or(f64::NAN),
+                r.boot_to_first_echo_s.unwrap_or(f64::NAN)
+            ),
+        }
+    }
+
+    let n = cfg.icount_msgs.max(1);
+    eprintln!(
+        "bench: instructions per echo ({n} and {} messages, traced)",
+        2 * n
+    );
+    match count_instructions(root, &image, n, log_dir)
+        .and_then(|a| count_instructions(root, &image, 2 * n, log_dir).map(|b| (a, b)))
+    {
+        Ok((a, b)) => {
+            let per = (b as f64 - a as f64) / n as f64;
+            data.insns_per_echo = Some(per);
+            data.insns_detail = format!(
+                "{a} instructions for {n} messages, {b} for {}: ({b} - {a}) / {n} = {per:.0} per echo",
+                2 * n
+            );
+        }
+        Err(e) => data.insns_detail = format!("not measured: {e:#}"),
+    }
+    eprintln!("bench: {}", data.insns_detail);
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_blocks_by_their_listing() {
+        let log = "\
+----------------
+IN: Reset
+0x000000f0:  f006 fd7a  bl       #0x6be8
+
+Trace 0: 0x7f2f34000100 [00800400/000000f0/00000110/ff000200] Reset
+----------------
+IN: DefaultPreInit
+0x00006be8:  b580       push     {r7, lr}
+0x00006bea:  466f       mov      r7, sp
+0x00006bec:  bd80       pop      {r7, pc}
+
+Trace 0: 0x7f2f34000240 [00800400/00006be8/00000110/ff000200] DefaultPreInit
+Trace 0: 0x7f2f34000240 [00800400/00006be8/00000110/ff000200] DefaultPreInit
+Trace 0: 0x7f2f34000100 [00800400/000000f0/00000110/ff000200] Reset
+";
+        assert_eq!(count_log(log.as_bytes()).unwrap(), 1 + 3 + 3 + 1);
+    }
+}

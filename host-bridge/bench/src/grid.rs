@@ -1,0 +1,160 @@
+//! The server grid: every server under the same loads, C connections x S bytes,
+//! repeated, with the servers' order rotated from cell to cell so that each
+//! comparison is between runs made close together (paired), not hours apart.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::load::{self, LoadConfig, LoadResult};
+use crate::servers::{self, ServerSpec};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GridRun {
+    pub server: String,
+    pub rep: usize,
+    pub conns: usize,
+    pub size: usize,
+    pub result: Option<LoadResult>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct GridData {
+    pub started_utc: String,
+    pub host: String,
+    pub secs: f64,
+    pub reps: usize,
+    pub threads: usize,
+    pub conns: Vec<usize>,
+    pub sizes: Vec<usize>,
+    /// Servers measured, in the report's order.
+    pub servers: Vec<String>,
+    /// Servers that could not run, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Servers whose reply to a UTF-8 probe was wrong or missing.
+    pub probe: Vec<(String, String)>,
+    pub runs: Vec<GridRun>,
+}
+
+pub struct GridConfig {
+    pub conns: Vec<usize>,
+    pub sizes: Vec<usize>,
+    pub secs: f64,
+    pub reps: usize,
+    pub threads: usize,
+}
+
+/// A message with 1-, 2-, 3- and 4-byte UTF-8 characters: reversed by character,
+/// not by byte, or the reply is not valid UTF-8.
+pub const PROBE_TEXT: &str = "héllo, wörld — ∑ 😀 end";
+
+pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
+    let bin_dir = servers::bin_dir()?;
+    let mut specs: Vec<ServerSpec> = Vec::new();
+    let mut data = GridData {
+        started_utc: crate::utc_now(),
+        host: crate::host_summary(),
+        secs: cfg.secs,
+        reps: cfg.reps,
+        threads: cfg.threads,
+        conns: cfg.conns.clone(),
+        sizes: cfg.sizes.clone(),
+        ..Default::default()
+    };
+    let names = ["host-bridge", "tokio-tungstenite", "tornado"];
+    for (name, spec) in names
+        .iter()
+        .zip(servers::grid_servers(root, &bin_dir, cfg.threads))
+    {
+        match spec {
+            Ok(s) => specs.push(s),
+            Err(e) => {
+                eprintln!("bench: skipping {name}: {e:#}");
+                data.skipped.push((name.to_string(), format!("{e:#}")));
+            }
+        }
+    }
+    std::fs::create_dir_all(log_dir)?;
+
+    // Correctness first: a UTF-8 message must come back reversed by character.
+    for spec in &specs {
+        let log = log_dir.join(format!("{}.log", spec.name));
+        let outcome = servers::start(spec, &log)
+            .and_then(|srv| {
+                let r = load::probe(&srv.url(), PROBE_TEXT);
+                srv.stop()?;
+                r
+            })
+            .map(|()| "ok".to_string())
+            .unwrap_or_else(|e| format!("FAILED: {e:#}"));
+        eprintln!("bench: probe {}: {outcome}", spec.name);
+        data.probe.push((spec.name.clone(), outcome));
+    }
+    data.servers = specs.iter().map(|s| s.name.clone()).collect();
+
+    let cells: Vec<(usize, usize)> = cfg
+        .conns
+        .iter()
+        .flat_map(|&c| cfg.sizes.iter().map(move |&s| (c, s)))
+        .collect();
+    let total = cfg.reps * cells.len() * specs.len();
+    let mut done = 0;
+    for rep in 0..cfg.reps {
+        for (i, &(conns, size)) in cells.iter().enumerate() {
+            // Rotate the order so no server always runs first (or last) in a pair.
+            let n = specs.len();
+            for k in 0..n {
+                let spec = &specs[(k + rep + i) % n];
+                done += 1;
+                let log = log_dir.join(format!("{}.log", spec.name));
+                let outcome = measure(spec, &log, conns, size, cfg.secs);
+                match &outcome {
+                    Ok(r) => eprintln!(
+                        "bench: [{done}/{total}] rep {rep} C={conns} S={size} {:<17} {:>9.0} msg/s {:>9.0} msg/CPU-s p50 {:>7.0} us p99 {:>7.0} us rss {:>6} KiB client CPU {:.2}",
+                        spec.name,
+                        r.msgs_per_s,
+                        r.msgs_per_cpu_s.unwrap_or(f64::NAN),
+                        r.p50_us,
+                        r.p99_us,
+                        r.server_peak_rss_kib.unwrap_or(0),
+                        r.client_cpu_s / r.secs,
+                    ),
+                    Err(e) => eprintln!("bench: [{done}/{total}] rep {rep} C={conns} S={size} {}: FAILED: {e:#}", spec.name),
+                }
+                data.runs.push(GridRun {
+                    server: spec.name.clone(),
+                    rep,
+                    conns,
+                    size,
+                    error: outcome.as_ref().err().map(|e| format!("{e:#}")),
+                    result: outcome.ok(),
+                });
+            }
+        }
+    }
+    Ok(data)
+}
+
+fn measure(
+    spec: &ServerSpec,
+    log: &Path,
+    conns: usize,
+    size: usize,
+    secs: f64,
+) -> Result<LoadResult> {
+    let srv = servers::start(spec, log)?;
+    let cfg = LoadConfig {
+        url: srv.url(),
+        conns,
+        size,
+        duration: Duration::from_secs_f64(secs),
+        max_msgs: None,
+        server_pid: Some(srv.pid()),
+    };
+    let r = load::run(&cfg);
+    srv.stop()?;
+    r
+}

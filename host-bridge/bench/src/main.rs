@@ -1,0 +1,270 @@
+//! `bench`: host-bridge's server measured side by side with the servers a user would
+//! pick instead, the firmware end to end through QEMU, and the firmware's footprint;
+//! results as JSON, a Markdown report and PNG charts. `bash ci/bench.sh` runs it all.
+//!
+//! ```text
+//! bench all      [--out DIR] [--secs S] [--reps N] [--conns 1,64,512] [--sizes 16,1024,65536]
+//! bench grid     ...                 the server grid only (DIR/grid.json)
+//! bench e2e      [--out DIR]         the firmware through QEMU (DIR/e2e.json)
+//! bench footprint [--out DIR]        flash/RAM by part (DIR/footprint.json, footprint.csv)
+//! bench report   [--out DIR]         REPORT.md and PNGs from the JSON files in DIR
+//! bench load     --url ws://127.0.0.1:PORT/ws -c C -s S [--secs T] [--msgs M] [--pid PID]
+//! ```
+
+mod e2e;
+mod footprint;
+mod grid;
+mod load;
+mod procfs;
+mod report;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks: servers side by side, the firmware end to end, footprint, report")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Where the JSON results, REPORT.md, the charts and footprint.csv go.
+    #[arg(long, default_value = "host-bridge/bench/report")]
+    out: PathBuf,
+    /// The repository's root (for ci/ scripts and the venv).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+}
+
+#[derive(Args, Clone)]
+struct GridArgs {
+    /// Connections per cell.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 64, 512])]
+    conns: Vec<usize>,
+    /// Message sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 1024, 65536])]
+    sizes: Vec<usize>,
+    /// Measured phase of each run, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    secs: f64,
+    /// Runs of each (server, cell); medians are of these.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Worker threads of the Rust servers (1 = a current-thread runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+#[derive(Args, Clone)]
+struct E2eArgs {
+    /// Messages per end-to-end run.
+    #[arg(long, default_value_t = 1000)]
+    count: u32,
+    /// Messages of the instruction-count runs (two runs, N and 2N: the difference
+    /// cancels boot and handshake).
+    #[arg(long, default_value_t = 50)]
+    icount_msgs: u32,
+    /// Do not build the firmware image first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Everything, then the report.
+    All {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        grid: GridArgs,
+        #[command(flatten)]
+        e2e: E2eArgs,
+    },
+    /// The server grid.
+    Grid {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        grid: GridArgs,
+    },
+    /// The firmware end to end through QEMU.
+    E2e {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        e2e: E2eArgs,
+    },
+    /// Flash and RAM by part; appends to footprint.csv.
+    Footprint {
+        #[command(flatten)]
+        common: Common,
+        /// Do not build the firmware image first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// REPORT.md and charts from the JSON files.
+    Report {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One load against a running server.
+    Load {
+        #[arg(long)]
+        url: String,
+        #[arg(short = 'c', long, default_value_t = 64)]
+        conns: usize,
+        #[arg(short = 's', long, default_value_t = 16)]
+        size: usize,
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+        /// Per-connection message cap (default: as many as fit in --secs).
+        #[arg(long)]
+        msgs: Option<u64>,
+        /// The server's pid, for its CPU time and peak RSS.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::All { common, grid, e2e } => {
+            let out = prepare(&common)?;
+            run_footprint(&common, &out, e2e.no_build)?;
+            run_e2e(&common, &out, &e2e, true)?;
+            run_grid(&common, &out, &grid)?;
+            report::write(&out)
+        }
+        Cmd::Grid { common, grid } => {
+            let out = prepare(&common)?;
+            run_grid(&common, &out, &grid)?;
+            report::write(&out)
+        }
+        Cmd::E2e { common, e2e } => {
+            let out = prepare(&common)?;
+            run_e2e(&common, &out, &e2e, e2e.no_build)?;
+            report::write(&out)
+        }
+        Cmd::Footprint { common, no_build } => {
+            let out = prepare(&common)?;
+            run_footprint(&common, &out, no_build)?;
+            report::write(&out)
+        }
+        Cmd::Report { common } => report::write(&prepare(&common)?),
+        Cmd::Load {
+            url,
+            conns,
+            size,
+            secs,
+            msgs,
+            pid,
+        } => {
+            let r = load::run(&load::LoadConfig {
+                url,
+                conns,
+                size,
+                duration: Duration::from_secs_f64(secs),
+                max_msgs: msgs,
+                server_pid: pid,
+            })?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            Ok(())
+        }
+    }
+}
+
+fn prepare(common: &Common) -> Result<PathBuf> {
+    std::fs::create_dir_all(&common.out)
+        .with_context(|| format!("create {}", common.out.display()))?;
+    Ok(common.out.clone())
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("write {}", path.display()))
+}
+
+fn log_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("bench-logs-{}", std::process::id()))
+}
+
+fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
+    let cfg = grid::GridConfig {
+        conns: g.conns.clone(),
+        sizes: g.sizes.clone(),
+        secs: g.secs,
+        reps: g.reps,
+        threads: g.threads,
+    };
+    let data = grid::run(&common.root, &cfg, &log_dir())?;
+    write_json(&out.join("grid.json"), &data)
+}
+
+fn run_e2e(common: &Common, out: &Path, e: &E2eArgs, no_build: bool) -> Result<()> {
+    let cfg = e2e::E2eConfig {
+        count: e.count,
+        icount_msgs: e.icount_msgs,
+        build: !no_build,
+    };
+    let data = e2e::run(&common.root, &cfg, &log_dir())?;
+    write_json(&out.join("e2e.json"), &data)
+}
+
+fn run_footprint(common: &Common, out: &Path, no_build: bool) -> Result<()> {
+    match footprint::build_and_measure(&common.root, !no_build) {
+        Ok(fp) => {
+            eprintln!(
+                "bench: footprint {}{}: flash {} B, RAM {} B",
+                fp.commit,
+                if fp.dirty { " (dirty)" } else { "" },
+                fp.flash_total,
+                fp.ram_total
+            );
+            footprint::update_csv(&out.join("footprint.csv"), &fp)?;
+            write_json(&out.join("footprint.json"), &fp)
+        }
+        Err(e) => {
+            eprintln!("bench: footprint not measured: {e:#}");
+            write_json(
+                &out.join("footprint.json"),
+                &serde_json::json!({ "error": format!("{e:#}") }),
+            )
+        }
+    }
+}
+
+/// Now, as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc_now() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M:%S UTC"])
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// CPU model, core count and load average, for the report's header.
+pub fn host_summary() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{cpu}, {cores} cores, load average {} at start",
+        load.join(" ")
+    )
+}

@@ -1,0 +1,832 @@
+//! REPORT.md and its PNG charts, from grid.json, e2e.json, footprint.json and
+//! footprint.csv in the output directory (each may be missing: its section then
+//! says so).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+
+use crate::e2e::E2eData;
+use crate::footprint::{self, Footprint, PARTS};
+use crate::grid::GridData;
+use crate::load::LoadResult;
+
+/// One figure of a run.
+type Metric = fn(&LoadResult) -> Option<f64>;
+
+const HB: &str = "host-bridge";
+const TT: &str = "tokio-tungstenite";
+const TORNADO: &str = "tornado";
+
+fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return None;
+    }
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    Some(if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    })
+}
+
+fn size_label(s: usize) -> String {
+    if s >= 1024 && s.is_multiple_of(1024) {
+        format!("{} KiB", s / 1024)
+    } else {
+        format!("{s} B")
+    }
+}
+
+fn fmt_num(x: Option<f64>) -> String {
+    match x {
+        None => "–".into(),
+        Some(v) if v >= 100.0 => {
+            let s = format!("{:.0}", v);
+            // thousands separators
+            let mut out = String::new();
+            for (i, c) in s.chars().enumerate() {
+                if i > 0 && (s.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        }
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn fmt_ratio(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "–".into())
+}
+
+/// Results of one server in one cell, all repetitions.
+fn cell<'a>(g: &'a GridData, server: &str, c: usize, s: usize) -> Vec<&'a LoadResult> {
+    g.runs
+        .iter()
+        .filter(|r| r.server == server && r.conns == c && r.size == s)
+        .filter_map(|r| r.result.as_ref())
+        .collect()
+}
+
+fn cell_median(
+    g: &GridData,
+    server: &str,
+    c: usize,
+    s: usize,
+    f: impl Fn(&LoadResult) -> Option<f64>,
+) -> Option<f64> {
+    let v: Vec<f64> = cell(g, server, c, s).into_iter().filter_map(f).collect();
+    median(&v)
+}
+
+/// The median over repetitions of `a / b`, each ratio from runs made side by side.
+fn paired_ratio(
+    g: &GridData,
+    a: &str,
+    b: &str,
+    c: usize,
+    s: usize,
+    f: impl Fn(&LoadResult) -> Option<f64>,
+) -> Option<f64> {
+    let mut ratios = Vec::new();
+    for rep in 0..g.reps {
+        let get = |name: &str| {
+            g.runs
+                .iter()
+                .find(|r| r.server == name && r.rep == rep && r.conns == c && r.size == s)
+                .and_then(|r| r.result.as_ref())
+                .and_then(&f)
+        };
+        if let (Some(x), Some(y)) = (get(a), get(b)) {
+            if y > 0.0 {
+                ratios.push(x / y);
+            }
+        }
+    }
+    median(&ratios)
+}
+
+fn rate(r: &LoadResult) -> Option<f64> {
+    Some(r.msgs_per_s)
+}
+
+fn per_cpu(r: &LoadResult) -> Option<f64> {
+    r.msgs_per_cpu_s
+}
+
+fn yes_no(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "**met**",
+        Some(false) => "**not met**",
+        None => "not measured",
+    }
+}
+
+pub fn write(out: &Path) -> Result<()> {
+    let grid: Option<GridData> = read(&out.join("grid.json"));
+    let e2e: Option<E2eData> = read(&out.join("e2e.json"));
+    let fp: Option<Footprint> = read(&out.join("footprint.json"));
+    let fp_error: Option<String> = read::<serde_json::Value>(&out.join("footprint.json"))
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
+
+    let _ =
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+
+    let mut md = String::new();
+    writeln!(
+        md,
+        "# Benchmarks: host-bridge beside its peers, end to end, footprint\n"
+    )?;
+    writeln!(
+        md,
+        "Written by `bash ci/bench.sh` (the `bench` crate, `host-bridge/bench/`). Every figure \
+         below is a median of paired runs made in one session on one machine; ratios are the \
+         median of per-pair ratios (runs of the servers alternate, cell by cell). This machine \
+         is shared and noisy: trust the ratios more than the absolute numbers.\n"
+    )?;
+
+    // ---- goals ------------------------------------------------------------------
+    let mut goals = String::new();
+    writeln!(goals, "| goal | measured | |\n| --- | --- | --- |")?;
+    if let Some(g) = &grid {
+        let has = |n: &str| g.servers.iter().any(|s| s == n);
+        if has(HB) && has(TT) && g.conns.contains(&64) && g.sizes.contains(&16) {
+            let r = paired_ratio(g, HB, TT, 64, 16, per_cpu);
+            writeln!(
+                goals,
+                "| host-bridge ≥ 1.35x tokio-tungstenite in messages per server CPU-second, C=64, S=16 B, one worker | {} | {} |",
+                fmt_ratio(r),
+                yes_no(r.map(|r| r >= 1.35))
+            )?;
+        } else {
+            writeln!(goals, "| host-bridge ≥ 1.35x tokio-tungstenite per CPU-second, C=64, S=16 B | – | not measured: {} |", missing(g, &[HB, TT]))?;
+        }
+        if has(HB) && has(TORNADO) && g.conns.contains(&64) && g.sizes.contains(&16) {
+            let r = paired_ratio(g, HB, TORNADO, 64, 16, per_cpu);
+            writeln!(
+                goals,
+                "| host-bridge ≥ 10x tornado per server CPU-second, C=64, S=16 B | {} | {} |",
+                fmt_ratio(r),
+                yes_no(r.map(|r| r >= 10.0))
+            )?;
+        } else {
+            writeln!(
+                goals,
+                "| host-bridge ≥ 10x tornado per CPU-second, C=64, S=16 B | – | not measured: {} |",
+                missing(g, &[HB, TORNADO])
+            )?;
+        }
+        if has(HB) && has(TT) {
+            let mut below = Vec::new();
+            let mut cells = 0;
+            for &c in &g.conns {
+                for &s in &g.sizes {
+                    cells += 1;
+                    for (what, f) in [("msg/s", rate as Metric), ("per CPU-s", per_cpu)] {
+                        if let Some(r) = paired_ratio(g, HB, TT, c, s, f) {
+                            if r < 1.0 {
+                                below.push(format!("C={c} S={} {what} {r:.2}x", size_label(s)));
+                            }
+                        }
+                    }
+                }
+            }
+            writeln!(
+                goals,
+                "| host-bridge never below tokio-tungstenite (msg/s and per CPU-s, all {cells} cells) | {} | {} |",
+                if below.is_empty() { "never below".to_string() } else { format!("below in: {}", below.join("; ")) },
+                yes_no(Some(below.is_empty()))
+            )?;
+        }
+    } else {
+        writeln!(goals, "| server goals | – | not measured: no grid.json |")?;
+    }
+    if let Some(e) = &e2e {
+        let get = |n: &str| {
+            e.runs
+                .iter()
+                .find(|r| r.network == n && r.not_measured.is_none())
+        };
+        match (get("tap-bridge"), get("tap-direct")) {
+            (Some(b), Some(d)) => {
+                let r = d.echoes_per_s.zip(b.echoes_per_s).map(|(d, b)| d / b);
+                writeln!(
+                    goals,
+                    "| tap bridge within 10% of QEMU's own tap (echoes/s, direct / bridge) | {} | {} |",
+                    fmt_ratio(r),
+                    yes_no(r.map(|r| r <= 1.10))
+                )?;
+            }
+            _ => writeln!(
+                goals,
+                "| tap bridge within 10% of QEMU's own tap | – | not measured: {} |",
+                e.runs
+                    .iter()
+                    .filter(|r| r.network.starts_with("tap"))
+                    .filter_map(|r| r
+                        .not_measured
+                        .as_ref()
+                        .map(|w| format!("{}: {w}", r.network)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )?,
+        }
+        let boots: Vec<f64> = e
+            .runs
+            .iter()
+            .filter_map(|r| r.boot_to_first_echo_s)
+            .collect();
+        let best = boots
+            .iter()
+            .copied()
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.min(x))));
+        let user = get("user").and_then(|r| r.boot_to_first_echo_s);
+        let shown = user.or(best);
+        writeln!(
+            goals,
+            "| boot to first echo under 1 s after QEMU starts | {} | {} |",
+            shown.map(|s| format!("{s:.2} s")).unwrap_or("–".into()),
+            yes_no(shown.map(|s| s < 1.0))
+        )?;
+    } else {
+        writeln!(
+            goals,
+            "| end-to-end goals | – | not measured: no e2e.json |"
+        )?;
+    }
+    if let Some(f) = &fp {
+        writeln!(
+            goals,
+            "| flash under 64 KiB | {} B ({:.1} KiB) | {} |",
+            f.flash_total,
+            f.flash_total as f64 / 1024.0,
+            yes_no(Some(f.flash_total < footprint::FLASH_BUDGET))
+        )?;
+        writeln!(
+            goals,
+            "| static RAM under 32 KiB | {} B ({:.1} KiB) | {} |",
+            f.ram_total,
+            f.ram_total as f64 / 1024.0,
+            yes_no(Some(f.ram_total < footprint::RAM_BUDGET))
+        )?;
+    } else {
+        writeln!(
+            goals,
+            "| flash < 64 KiB, RAM < 32 KiB | – | not measured: {} |",
+            fp_error.clone().unwrap_or("no footprint.json".into())
+        )?;
+    }
+    writeln!(md, "## Goals\n\n{goals}")?;
+
+    // ---- server grid ------------------------------------------------------------
+    writeln!(md, "## Servers: throughput and latency on loopback\n")?;
+    match &grid {
+        None => writeln!(md, "Not measured: no grid.json (run `bash ci/bench.sh`).\n")?,
+        Some(g) => {
+            grid_section(&mut md, g)?;
+            match throughput_chart(g, &out.join("throughput.png")) {
+                Ok(()) => writeln!(
+                    md,
+                    "![messages/s and messages per server CPU-second by connections, one panel per message size](throughput.png)\n"
+                )?,
+                Err(e) => writeln!(md, "(chart failed: {e:#})\n")?,
+            }
+        }
+    }
+
+    // ---- end to end ---------------------------------------------------------------
+    writeln!(md, "## End to end through QEMU\n")?;
+    match &e2e {
+        None => writeln!(md, "Not measured: no e2e.json (run `bash ci/bench.sh`).\n")?,
+        Some(e) => {
+            e2e_section(&mut md, e)?;
+            if e.runs.iter().any(|r| !r.rtts_ms.is_empty()) {
+                match rtt_chart(e, &out.join("rtt.png")) {
+                    Ok(()) => {
+                        writeln!(md, "![round-trip time distribution per network](rtt.png)\n")?
+                    }
+                    Err(e) => writeln!(md, "(chart failed: {e:#})\n")?,
+                }
+            }
+        }
+    }
+
+    // ---- footprint ------------------------------------------------------------------
+    writeln!(md, "## Footprint of the firmware image\n")?;
+    match &fp {
+        None => writeln!(
+            md,
+            "Not measured: {}\n",
+            fp_error.unwrap_or("no footprint.json".into())
+        )?,
+        Some(f) => footprint_section(&mut md, f, &out.join("footprint.csv"))?,
+    }
+
+    writeln!(md, "## Method\n")?;
+    writeln!(
+        md,
+        "* **Load generator** (`bench load`, `host-bridge/bench/src/load.rs`): tokio's current-thread \
+         runtime (one core) and tokio-tungstenite's client, an implementation independent of ours. \
+         It opens C connections (64 handshakes at a time), then each connection sends a text \
+         message of S bytes (printable ASCII, a per-message counter in front), waits for the \
+         reply and checks that it is the message reversed, and repeats until the measured phase \
+         ends. Only round trips completed inside the phase count. Latency is per round trip; \
+         p50/p99 over all connections.\n\
+         * **Server CPU**: utime+stime of `/proc/PID/stat` at the start and the end of the phase \
+         (10 ms ticks); **messages per CPU-second** = messages / that time, the fair figure when \
+         a one-thread client on a 2-core machine bounds messages/s. The client's own CPU use \
+         (per second of phase) is shown too: near 1.0 means the client was the bottleneck.\n\
+         * **Peak RSS**: `VmHWM` of `/proc/PID/status`; every server is started afresh for \
+         every run, so it is the peak of that run.\n\
+         * **Servers**: `host-bridge serve --threads N --quiet`; `tt-reverse-server --threads N` \
+         (this crate: tokio-tungstenite written the usual way, `chars().rev()`); the tutorial's \
+         tornado server ported to Python 3 (`ci/peers/tornado_reverse_server.py --quiet`), \
+         single-threaded by nature. Before the grid each server gets a UTF-8 probe \
+         (`{}`) that must come back reversed by character.\n\
+         * **End to end**: the firmware (`--url ... --count N --message <64 B>`) against the \
+         tokio-tungstenite server started with `--arrivals`: the firmware sends message n+1 only \
+         after checking echo n, so consecutive arrivals at the server are one full round trip \
+         apart, timed outside the emulated machine. Boot to first echo: first arrival less \
+         QEMU's start. Instructions per echo: QEMU's `-d in_asm,exec,nochain` log (Debian's \
+         QEMU 7.2 has no TCG plugins), counted for N and 2N messages, difference / N.\n\
+         * **Footprint**: `llvm-size -A` for totals (flash = vector table + text + rodata + \
+         .data's initial values; static RAM = .data + .bss + .uninit), `llvm-nm --size-sort -S \
+         --demangle` for the split: a symbol belongs to the first of firmware::ethernet (driver), \
+         smoltcp, websocket, firmware (app) that its demangled path mentions, so generic code \
+         instantiated for a part's types counts as that part's; rt+core is cortex-m, core and \
+         compiler-builtins; other is unmangled symbols and what no symbol covers.\n",
+        crate::grid::PROBE_TEXT
+    )?;
+
+    let path = out.join("REPORT.md");
+    std::fs::write(&path, md).with_context(|| format!("write {}", path.display()))?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}
+
+fn missing(g: &GridData, want: &[&str]) -> String {
+    let reasons: Vec<String> = g
+        .skipped
+        .iter()
+        .filter(|(n, _)| want.contains(&n.as_str()))
+        .map(|(n, why)| format!("{n}: {why}"))
+        .collect();
+    if reasons.is_empty() {
+        "cell not in this grid".into()
+    } else {
+        reasons.join("; ")
+    }
+}
+
+fn grid_section(md: &mut String, g: &GridData) -> Result<()> {
+    writeln!(
+        md,
+        "Run {} on {}. Each run: {} s measured phase; {} runs per server and cell, servers \
+         alternating; Rust servers with {} worker thread(s).\n",
+        g.started_utc, g.host, g.secs, g.reps, g.threads
+    )?;
+    for (name, why) in &g.skipped {
+        writeln!(md, "* **{name} not measured**: {why}")?;
+    }
+    for (name, outcome) in &g.probe {
+        writeln!(md, "* UTF-8 reversal probe, {name}: {outcome}")?;
+    }
+    let failures: Vec<String> = g
+        .runs
+        .iter()
+        .filter_map(|r| {
+            r.error.as_ref().map(|e| {
+                format!(
+                    "{} C={} S={} rep {}: {e}",
+                    r.server,
+                    r.conns,
+                    size_label(r.size),
+                    r.rep
+                )
+            })
+        })
+        .collect();
+    for f in failures.iter().take(10) {
+        writeln!(md, "* run failed: {f}")?;
+    }
+    writeln!(md)?;
+
+    let ratio_cols: Vec<(&str, &str)> = [(HB, TT), (HB, TORNADO), (TT, TORNADO)]
+        .into_iter()
+        .filter(|(a, b)| g.servers.iter().any(|s| s == a) && g.servers.iter().any(|s| s == b))
+        .collect();
+
+    writeln!(md, "### Messages per server CPU-second (the fair figure)\n")?;
+    table(md, g, &ratio_cols, per_cpu)?;
+    writeln!(
+        md,
+        "### Messages per second (bounded by the one-thread client where its CPU is near 1.0)\n"
+    )?;
+    table(md, g, &ratio_cols, rate)?;
+
+    writeln!(md, "### Round trip, peak RSS and client CPU\n")?;
+    write!(md, "| C | S |")?;
+    for s in &g.servers {
+        write!(md, " {s} p50 / p99 µs | {s} RSS KiB | {s} client CPU |")?;
+    }
+    writeln!(md)?;
+    write!(md, "| --: | --: |")?;
+    for _ in &g.servers {
+        write!(md, " --: | --: | --: |")?;
+    }
+    writeln!(md)?;
+    for &c in &g.conns {
+        for &s in &g.sizes {
+            write!(md, "| {c} | {} |", size_label(s))?;
+            for srv in &g.servers {
+                let p50 = cell_median(g, srv, c, s, |r| Some(r.p50_us));
+                let p99 = cell_median(g, srv, c, s, |r| Some(r.p99_us));
+                let rss = cell_median(g, srv, c, s, |r| r.server_peak_rss_kib.map(|k| k as f64));
+                let cli = cell_median(g, srv, c, s, |r| Some(r.client_cpu_s / r.secs));
+                write!(
+                    md,
+                    " {} / {} | {} | {} |",
+                    fmt_num(p50),
+                    fmt_num(p99),
+                    fmt_num(rss),
+                    cli.map(|v| format!("{v:.2}")).unwrap_or("–".into())
+                )?;
+            }
+            writeln!(md)?;
+        }
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+fn table(md: &mut String, g: &GridData, ratio_cols: &[(&str, &str)], f: Metric) -> Result<()> {
+    write!(md, "| C | S |")?;
+    for s in &g.servers {
+        write!(md, " {s} |")?;
+    }
+    for (a, b) in ratio_cols {
+        write!(md, " {a} / {b} |")?;
+    }
+    writeln!(md)?;
+    write!(md, "| --: | --: |")?;
+    for _ in 0..g.servers.len() + ratio_cols.len() {
+        write!(md, " --: |")?;
+    }
+    writeln!(md)?;
+    for &c in &g.conns {
+        for &s in &g.sizes {
+            write!(md, "| {c} | {} |", size_label(s))?;
+            for srv in &g.servers {
+                write!(md, " {} |", fmt_num(cell_median(g, srv, c, s, f)))?;
+            }
+            for (a, b) in ratio_cols {
+                write!(md, " {} |", fmt_ratio(paired_ratio(g, a, b, c, s, f)))?;
+            }
+            writeln!(md)?;
+        }
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+fn e2e_section(md: &mut String, e: &E2eData) -> Result<()> {
+    writeln!(
+        md,
+        "Run {} on {}. Message: `{}` ({} B).\n",
+        e.started_utc,
+        e.host,
+        e.message,
+        e.message.len()
+    )?;
+    writeln!(md, "| network | how | echoes/s | p50 RTT ms | p99 RTT ms | boot to first echo s | QEMU wall s |")?;
+    writeln!(md, "| --- | --- | --: | --: | --: | --: | --: |")?;
+    for r in &e.runs {
+        let f = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or("–".into());
+        match &r.not_measured {
+            Some(why) if r.echoes_per_s.is_none() => writeln!(
+                md,
+                "| {} | {} | not measured: {} | | | | |",
+                r.network,
+                r.how,
+                why.replace('|', "\\|")
+            )?,
+            other => writeln!(
+                md,
+                "| {} | {}{} | {} | {} | {} | {} | {} |",
+                r.network,
+                r.how,
+                other
+                    .as_ref()
+                    .map(|w| format!(" (**{}**)", w.replace('|', "\\|")))
+                    .unwrap_or_default(),
+                f(r.echoes_per_s, 0),
+                f(r.p50_ms, 2),
+                f(r.p99_ms, 2),
+                f(r.boot_to_first_echo_s, 2),
+                f(r.qemu_wall_s, 2)
+            )?,
+        }
+    }
+    writeln!(md)?;
+    let get = |n: &str| {
+        e.runs
+            .iter()
+            .find(|r| r.network == n)
+            .and_then(|r| r.echoes_per_s)
+    };
+    if let (Some(b), Some(d)) = (get("tap-bridge"), get("tap-direct")) {
+        writeln!(
+            md,
+            "Bridge overhead: QEMU's own tap / tap bridge = {:.2}x in echoes/s (goal ≤ 1.10x).\n",
+            d / b
+        )?;
+    }
+    writeln!(
+        md,
+        "Firmware CPU per echo: {}\n",
+        match e.insns_per_echo {
+            Some(n) => format!("**{n:.0} instructions** ({})", e.insns_detail),
+            None => e.insns_detail.clone(),
+        }
+    )?;
+    Ok(())
+}
+
+fn footprint_section(md: &mut String, f: &Footprint, csv: &Path) -> Result<()> {
+    writeln!(
+        md,
+        "Commit `{}`{}, measured {}: flash **{} B** of the 64 KiB goal, static RAM **{} B** of the 32 KiB goal.\n",
+        f.commit,
+        if f.dirty { " with uncommitted firmware changes" } else { "" },
+        f.date_utc,
+        f.flash_total,
+        f.ram_total
+    )?;
+    write!(md, "| | total |")?;
+    for p in PARTS {
+        write!(md, " {p} |")?;
+    }
+    writeln!(md)?;
+    writeln!(md, "| --- | --: |{}", " --: |".repeat(PARTS.len()))?;
+    write!(md, "| flash B | {} |", f.flash_total)?;
+    for v in f.flash {
+        write!(md, " {v} |")?;
+    }
+    writeln!(md)?;
+    write!(md, "| RAM B | {} |", f.ram_total)?;
+    for v in f.ram {
+        write!(md, " {v} |")?;
+    }
+    writeln!(md, "\n")?;
+    writeln!(
+        md,
+        "Largest symbols:\n\n| part | where | bytes | symbol |\n| --- | --- | --: | --- |"
+    )?;
+    for (part, kind, size, name) in &f.top {
+        let mut n = name.replace('|', "\\|");
+        if n.len() > 100 {
+            let mut cut = 100;
+            while !n.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            n.truncate(cut);
+            n.push('…');
+        }
+        writeln!(md, "| {part} | {kind} | {size} | `{n}` |")?;
+    }
+    writeln!(md)?;
+    if let Ok(hist) = std::fs::read_to_string(csv) {
+        let rows: Vec<&str> = hist.lines().skip(1).filter(|l| !l.is_empty()).collect();
+        writeln!(
+            md,
+            "History (`footprint.csv`, one row per commit; last {}):\n",
+            rows.len().min(10)
+        )?;
+        writeln!(
+            md,
+            "| date | commit | flash B | RAM B |\n| --- | --- | --: | --: |"
+        )?;
+        for row in rows.iter().rev().take(10).rev() {
+            let c: Vec<&str> = row.split(',').collect();
+            if c.len() >= 5 {
+                let dirty = if c[2] == "true" { " (dirty)" } else { "" };
+                writeln!(md, "| {} | `{}`{dirty} | {} | {} |", c[0], c[1], c[3], c[4])?;
+            }
+        }
+        writeln!(md)?;
+    }
+    Ok(())
+}
+
+// ---- charts -----------------------------------------------------------------------
+
+fn server_color(name: &str) -> RGBColor {
+    match name {
+        HB => RGBColor(0xd9, 0x5f, 0x02),
+        TT => RGBColor(0x1b, 0x9e, 0x77),
+        TORNADO => RGBColor(0x75, 0x70, 0xb3),
+        _ => RGBColor(0x66, 0x66, 0x66),
+    }
+}
+
+fn chart_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("plotting: {e:?}")
+}
+
+/// Two rows (messages/s, messages per CPU-second) by one column per message size;
+/// x = connections, y from zero, one line per server.
+fn throughput_chart(g: &GridData, path: &Path) -> Result<()> {
+    let cols = g.sizes.len().max(1);
+    let root = BitMapBackend::new(path, (420 * cols as u32, 760)).into_drawing_area();
+    root.fill(&WHITE).map_err(chart_err)?;
+    let (title, body) = root.split_vertically(40);
+    title
+        .draw_text(
+            "Reverse-echo servers on loopback: messages/s (top), messages per server CPU-second (bottom)",
+            &("sans-serif", 18).into_font().color(&BLACK),
+            (10, 12),
+        )
+        .map_err(chart_err)?;
+    let panels = body.split_evenly((2, cols));
+    let metrics: [(&str, Metric); 2] = [("messages/s", rate), ("messages / CPU-s", per_cpu)];
+    for (row, (label, f)) in metrics.iter().enumerate() {
+        for (col, &size) in g.sizes.iter().enumerate() {
+            let area = &panels[row * cols + col];
+            let mut series = Vec::new();
+            let mut hi = 0.0f64;
+            for srv in &g.servers {
+                let pts: Vec<(f64, f64)> = g
+                    .conns
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, &c)| cell_median(g, srv, c, size, f).map(|v| (i as f64, v)))
+                    .collect();
+                for &(_, v) in &pts {
+                    hi = hi.max(v);
+                }
+                series.push((srv.clone(), pts));
+            }
+            if hi <= 0.0 {
+                continue;
+            }
+            let hi = hi * 1.15;
+            let n = g.conns.len();
+            let conns = g.conns.clone();
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("S = {}", size_label(size)), ("sans-serif", 16))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(64)
+                .build_cartesian_2d(-0.3f64..(n as f64 - 0.7), 0.0..hi)
+                .map_err(chart_err)?;
+            chart
+                .configure_mesh()
+                .x_labels(n)
+                .x_label_formatter(&|x| {
+                    let i = x.round() as usize;
+                    if (x - i as f64).abs() < 0.01 && i < conns.len() {
+                        format!("C={}", conns[i])
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_desc(*label)
+                .y_label_formatter(&|y| {
+                    if *y >= 1000.0 {
+                        format!("{:.0}k", y / 1000.0)
+                    } else {
+                        format!("{y:.0}")
+                    }
+                })
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(chart_err)?;
+            for (srv, pts) in series {
+                let color = server_color(&srv);
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                    .map_err(chart_err)?
+                    .label(srv.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+                    });
+                chart
+                    .draw_series(
+                        pts.iter()
+                            .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+                    )
+                    .map_err(chart_err)?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(chart_err)?;
+        }
+    }
+    root.present().map_err(chart_err)?;
+    Ok(())
+}
+
+/// The round-trip distribution per network: a histogram per network (shared bins,
+/// clipped at the 99.5th percentile of all), drawn as outlines so they overlap.
+fn rtt_chart(e: &E2eData, path: &Path) -> Result<()> {
+    let root = BitMapBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(chart_err)?;
+    let mut all: Vec<f64> = e
+        .runs
+        .iter()
+        .flat_map(|r| r.rtts_ms.iter().copied())
+        .collect();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let max = all[((all.len() as f64 * 0.995) as usize).min(all.len() - 1)].max(0.01) * 1.05;
+    let min = all[0].min(max / 2.0) * 0.95;
+    let bins = 60usize;
+    let width = (max - min) / bins as f64;
+    let mut hists = Vec::new();
+    let mut top = 0.0f64;
+    for r in e.runs.iter().filter(|r| !r.rtts_ms.is_empty()) {
+        let mut h = vec![0usize; bins];
+        for &v in &r.rtts_ms {
+            let i = (((v - min) / width) as usize).min(bins - 1);
+            h[i] += 1;
+        }
+        let frac: Vec<f64> = h
+            .iter()
+            .map(|&n| n as f64 / r.rtts_ms.len() as f64)
+            .collect();
+        top = frac.iter().copied().fold(top, f64::max);
+        hists.push((r.network.clone(), frac, r.p50_ms, r.p99_ms));
+    }
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Firmware round trip (64 B messages) by network",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(min..max, 0.0..top * 1.1)
+        .map_err(chart_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("round trip, ms (last bin holds everything above)")
+        .y_desc("fraction of echoes")
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(chart_err)?;
+    let colors = [
+        RGBColor(0x1b, 0x9e, 0x77),
+        RGBColor(0xd9, 0x5f, 0x02),
+        RGBColor(0x75, 0x70, 0xb3),
+    ];
+    for (i, (name, frac, p50, p99)) in hists.into_iter().enumerate() {
+        let color = colors[i % colors.len()];
+        // A step outline of the histogram.
+        let mut pts = vec![(min, 0.0)];
+        for (b, &v) in frac.iter().enumerate() {
+            let x0 = min + b as f64 * width;
+            pts.push((x0, v));
+            pts.push((x0 + width, v));
+        }
+        pts.push((max, 0.0));
+        let label = format!(
+            "{name}: p50 {} ms, p99 {} ms",
+            p50.map(|v| format!("{v:.2}")).unwrap_or("–".into()),
+            p99.map(|v| format!("{v:.2}")).unwrap_or("–".into())
+        );
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(chart_err)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(chart_err)?;
+    root.present().map_err(chart_err)?;
+    Ok(())
+}
