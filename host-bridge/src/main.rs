@@ -1,1 +1,389 @@
-fn main() {}
+//! `host-bridge`: the reverse-echo WebSocket server, the tap bridge to QEMU,
+//! and a runner that boots the firmware on that bridge. See `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use host_bridge::bridge::{Bridge, BridgeConfig};
+use host_bridge::impair::Impairment;
+use host_bridge::netns;
+use host_bridge::qemu::{self, Qemu, QemuRun};
+use host_bridge::relay::RelayConfig;
+use host_bridge::server::{self, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "host-bridge",
+    version,
+    about = "Reverse-echo WebSocket server and tap bridge for the emulated lm3s6965evb"
+)]
+struct Cli {
+    /// Log only warnings and errors (same as --log-level warn).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Log filter, RUST_LOG syntax (e.g. `debug`, `host_bridge=trace`); RUST_LOG
+    /// overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    /// Worker threads of the async runtime (1: a single-threaded runtime).
+    #[arg(long, global = true, default_value_t = default_threads())]
+    threads: usize,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the reverse-echo WebSocket server (RFC 6455 and hixie-76) on the host.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Make a network namespace with a tap device, serve inside it, and relay
+    /// Ethernet frames to QEMU's `-netdev dgram` socket until Ctrl-C (root only).
+    /// Prints the QEMU options (`FIRMWARE_NET=...`) to use.
+    Bridge {
+        #[command(flatten)]
+        bridge: BridgeArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Boot the firmware under QEMU (via ci/qemu-run) on the bridge, or on QEMU's
+    /// user network when not root, with the server running; exit with the
+    /// firmware's status. FIRMWARE_ARGS follow `--`.
+    Run {
+        /// Firmware image (default: what `ci/cargo-firmware path` prints).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Use QEMU's user network (slirp; the server listens on 127.0.0.1:PORT,
+        /// which the guest reaches as 10.0.2.2:PORT) even when root.
+        #[arg(long)]
+        user_net: bool,
+        /// Don't add `--url`, `--ip` and `--gateway` to the firmware's arguments
+        /// (they are added only where FIRMWARE_ARGS lack them).
+        #[arg(long)]
+        no_auto_args: bool,
+        /// The board's MAC address (FIRMWARE_MAC).
+        #[arg(long, default_value = "52:54:00:12:34:56")]
+        mac: String,
+        /// Seconds before QEMU is killed (FIRMWARE_TIMEOUT; exit status 124).
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[command(flatten)]
+        bridge: BridgeArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Arguments for the firmware, e.g. `--proto hixie76 --count 3`.
+        #[arg(last = true)]
+        firmware_args: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServerArgs {
+    /// WebSocket endpoint path.
+    #[arg(long, default_value = "/ws")]
+    path: String,
+    /// Send every message back unchanged instead of reversed (for conformance
+    /// suites such as Autobahn).
+    #[arg(long)]
+    echo: bool,
+    /// Accept only WebSocket requests with this Origin (repeatable); others get
+    /// 403. Default: any Origin.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// Largest message in bytes; a bigger one closes the connection with 1009.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_message: u64,
+    /// Largest request header block in bytes (bigger: 431).
+    #[arg(long, default_value_t = 8192)]
+    max_header: usize,
+    /// Seconds a client has to complete its opening handshake (then 408).
+    #[arg(long, default_value_t = 10.0)]
+    handshake_timeout: f64,
+    /// Seconds of silence from a client before it is pinged (RFC 6455).
+    #[arg(long, default_value_t = 20.0)]
+    ping_interval: f64,
+    /// Seconds of silence (no data, no pong) before the connection is closed
+    /// with 1001; also the limit for a write to a client that doesn't read.
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+    /// Most connections open at once; beyond it new ones get 503.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+}
+
+impl ServerArgs {
+    fn config(&self) -> Result<ServerConfig> {
+        let secs = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v < 1e6 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                anyhow::bail!("--{name} takes a positive number of seconds")
+            }
+        };
+        anyhow::ensure!(self.path.starts_with('/'), "--path must start with /");
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
+        );
+        Ok(ServerConfig {
+            path: self.path.clone(),
+            echo: self.echo,
+            allow_origins: self.allow_origin.clone(),
+            max_message: self.max_message,
+            max_header: self.max_header,
+            handshake_timeout: secs("handshake-timeout", self.handshake_timeout)?,
+            ping_interval: secs("ping-interval", self.ping_interval)?,
+            idle_timeout: secs("idle-timeout", self.idle_timeout)?,
+            max_connections: self.max_connections,
+            ..ServerConfig::default()
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct BridgeArgs {
+    /// Port the server listens on at the host address inside the namespace
+    /// (default 8000), or on 127.0.0.1 with `run --user-net` (default: any free
+    /// port, so that parallel runs don't collide).
+    #[arg(long)]
+    port: Option<u16>,
+    /// The host's (tap's) address inside the namespace.
+    #[arg(long, default_value = "192.168.76.1")]
+    host_ip: std::net::Ipv4Addr,
+    /// The guest's static address (given to the firmware as --ip; no DHCP on the bridge).
+    #[arg(long, default_value = "192.168.76.2")]
+    guest_ip: std::net::Ipv4Addr,
+    /// Impairment of both directions, e.g.
+    /// `loss=5%,delay=20ms,jitter=5ms,dup=1%,reorder=2%,corrupt=0.1%,rate=1mbit`.
+    #[arg(long, default_value = "none")]
+    impair: Impairment,
+    /// Impairment of host-to-guest frames only (replaces --impair for them).
+    #[arg(long)]
+    impair_to_guest: Option<Impairment>,
+    /// Impairment of guest-to-host frames only (replaces --impair for them).
+    #[arg(long)]
+    impair_to_host: Option<Impairment>,
+    /// Seed of the impairment's random choices (same seed, same choices).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write every frame that crossed the relay to this pcap file.
+    #[arg(long)]
+    pcap: Option<PathBuf>,
+}
+
+impl BridgeArgs {
+    fn config(&self) -> BridgeConfig {
+        BridgeConfig {
+            host_ip: self.host_ip,
+            guest_ip: self.guest_ip,
+            relay: RelayConfig {
+                seed: self.seed,
+                to_guest: self.impair_to_guest.unwrap_or(self.impair),
+                to_host: self.impair_to_host.unwrap_or(self.impair),
+                pcap: self.pcap.clone(),
+            },
+            ..BridgeConfig::default()
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let filter = if cli.quiet {
+        EnvFilter::new("warn")
+    } else {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level))
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let rt = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("host-bridge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("host-bridge: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    match cli.cmd {
+        Cmd::Serve { listen, server } => {
+            let cfg = server.config()?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listen on {listen}"))?;
+            let stop = CancellationToken::new();
+            let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
+            stop_signal().await;
+            tracing::info!("stopping: closing connections with 1001");
+            stop.cancel();
+            srv.await.context("server task")??;
+            Ok(0)
+        }
+        Cmd::Bridge { bridge, server } => {
+            let cfg = server.config()?;
+            anyhow::ensure!(
+                netns::is_root(),
+                "the bridge needs root (network namespaces and taps)"
+            );
+            let br = Bridge::start(bridge.config())?;
+            let port = bridge.port.unwrap_or(8000);
+            let listener = br.listen_tcp(port)?;
+            let stop = CancellationToken::new();
+            let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
+            println!("netns={}", br.netns().name());
+            println!("server=ws://{}:{port}{}", bridge.host_ip, server.path);
+            println!("FIRMWARE_NET={}", br.qemu_net_options("52:54:00:12:34:56"));
+            println!("ready");
+            stop_signal().await;
+            stop.cancel();
+            let served = srv.await.context("server task")?;
+            let stats = br.shutdown().await?;
+            println!("{stats}");
+            served?;
+            Ok(0)
+        }
+        Cmd::Run {
+            image,
+            user_net,
+            no_auto_args,
+            mac,
+            timeout,
+            bridge,
+            server,
+            firmware_args,
+        } => {
+            let cfg = server.config()?;
+            let repo = qemu::repo_root();
+            let image = match image {
+                Some(i) => i,
+                None => qemu::default_image(&repo)?,
+            };
+            anyhow::ensure!(
+                image.exists(),
+                "no firmware image at {} (build it: ci/cargo-firmware build)",
+                image.display()
+            );
+            let has = |opt: &str| firmware_args.iter().any(|a| a == opt);
+            let mut args = Vec::new();
+            let use_bridge = !user_net && netns::is_root();
+            if !use_bridge && !user_net {
+                tracing::warn!("not root: using QEMU's user network instead of the bridge");
+            }
+            let (br, listener) = if use_bridge {
+                let br = Bridge::start(bridge.config())?;
+                let l = br.listen_tcp(bridge.port.unwrap_or(8000))?;
+                (Some(br), l)
+            } else {
+                let addr = SocketAddr::from(([127, 0, 0, 1], bridge.port.unwrap_or(0)));
+                (
+                    None,
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("listen on {addr}"))?,
+                )
+            };
+            if !no_auto_args {
+                let port = listener.local_addr()?.port();
+                let host = if use_bridge {
+                    bridge.host_ip.to_string()
+                } else {
+                    "10.0.2.2".into()
+                };
+                if !has("--url") {
+                    args.extend(["--url".into(), format!("ws://{host}:{port}{}", server.path)]);
+                }
+                if use_bridge && !has("--ip") {
+                    args.extend([
+                        "--ip".into(),
+                        format!("{}/24", bridge.guest_ip),
+                        "--gateway".into(),
+                        bridge.host_ip.to_string(),
+                    ]);
+                }
+            }
+            args.extend(firmware_args);
+            let stop = CancellationToken::new();
+            let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
+            let run = QemuRun {
+                runner: repo.join("ci/qemu-run"),
+                image,
+                args,
+                net: br.as_ref().map(|b| b.qemu_net_options(&mac)),
+                mac: Some(mac),
+                timeout_s: Some(timeout),
+            };
+            tracing::info!("booting {} {}", run.image.display(), run.args.join(" "));
+            let mut qemu = Qemu::spawn(&run)?;
+            let status = tokio::select! {
+                s = qemu.wait() => s?,
+                _ = stop_signal() => {
+                    tracing::info!("stopping QEMU");
+                    qemu.stop(Duration::from_secs(3)).await?
+                }
+            };
+            stop.cancel();
+            let served = srv.await.context("server task")?;
+            if let Some(br) = br {
+                let stats = br.shutdown().await?;
+                eprintln!("relay counters:\n{stats}");
+            }
+            served?;
+            tracing::info!("firmware exited with status {status}");
+            Ok(u8::try_from(status).unwrap_or(1))
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The tap bridge: a network namespace of our own with a tap device holding the
+//! host's address, a relay between that tap and QEMU's `-netdev dgram` unix
+//! socket, and (for the server) a listening socket made inside the namespace.
+//! Everything is removed when the [`Bridge`] is dropped; the tap also vanishes on
+//! its own if the process dies (it is not persistent).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::netns::{self, Netns};
+use crate::relay::{bind_unix, Port, Relay, RelayConfig, RelayStats};
+
+/// Prefix of our namespaces' names (`hb-PID-N`).
+pub const NS_PREFIX: &str = "hb";
+
+/// Where the bridge's wire is and what it does to frames.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// The host's (tap's) address inside the namespace.
+    pub host_ip: Ipv4Addr,
+    /// The guest's address (for `--ip` to the firmware).
+    pub guest_ip: Ipv4Addr,
+    /// Prefix length of the private subnet.
+    pub prefix: u8,
+    /// The tap's name inside the namespace.
+    pub tap: String,
+    /// Impairment, seed, pcap.
+    pub relay: RelayConfig,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            host_ip: Ipv4Addr::new(192, 168, 76, 1),
+            guest_ip: Ipv4Addr::new(192, 168, 76, 2),
+            prefix: 24,
+            tap: "tap0".into(),
+            relay: RelayConfig::default(),
+        }
+    }
+}
+
+/// A private directory for the unix sockets, removed on drop.
+#[derive(Debug)]
+struct SockDir(PathBuf);
+
+impl Drop for SockDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running bridge. Drop order matters: the relay (and the tap it owns) first,
+/// then the namespace, then the socket directory.
+pub struct Bridge {
+    relay: Option<Relay>,
+    ns: Netns,
+    dir: SockDir,
+    cfg: BridgeConfig,
+}
+
+impl Bridge {
+    /// Makes the namespace, the tap with `cfg.host_ip`, the socket for QEMU, and
+    /// starts relaying. Needs root and a tokio runtime.
+    pub fn start(cfg: BridgeConfig) -> Result<Bridge> {
+        for stale in netns::reap_stale(NS_PREFIX) {
+            tracing::info!("removed namespace {stale} left by a process that no longer runs");
+        }
+        let ns = Netns::create(NS_PREFIX)?;
+        let dir = SockDir(std::env::temp_dir().join(format!("host-bridge-{}", ns.name())));
+        std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
+        let tap = netns::open_tap(&ns, &cfg.tap)?;
+        let addr = format!("{}/{}", cfg.host_ip, cfg.prefix);
+        ns.ip(&["addr", "add", &addr, "dev", &cfg.tap])?;
+        ns.ip(&["link", "set", &cfg.tap, "up"])?;
+        let tap = tun::AsyncDevice::new(tap).context("register the tap with tokio")?;
+        let sock = bind_unix(&dir.0.join("bridge.sock"))?;
+        let guest = Port::Unix {
+            sock: Arc::new(sock),
+            peer: dir.0.join("qemu.sock"),
+        };
+        let relay = Relay::start(Port::Tap(Arc::new(tap)), guest, &cfg.relay)?;
+        tracing::info!(
+            "bridge up: namespace {}, {} {addr}, QEMU socket {}",
+            ns.name(),
+            cfg.tap,
+            dir.0.join("qemu.sock").display()
+        );
+        Ok(Bridge {
+            relay: Some(relay),
+            ns,
+            dir,
+            cfg,
+        })
+    }
+
+    /// The namespace (to run commands or open sockets inside it).
+    pub fn netns(&self) -> &Netns {
+        &self.ns
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &BridgeConfig {
+        &self.cfg
+    }
+
+    /// The unix socket QEMU binds (its `local.path`).
+    pub fn guest_socket(&self) -> PathBuf {
+        self.dir.0.join("qemu.sock")
+    }
+
+    /// The unix socket the bridge binds (QEMU's `remote.path`).
+    pub fn bridge_socket(&self) -> PathBuf {
+        self.dir.0.join("bridge.sock")
+    }
+
+    /// QEMU's network options for this bridge (the value of `FIRMWARE_NET`).
+    pub fn qemu_net_options(&self, mac: &str) -> String {
+        qemu_dgram_options(&self.guest_socket(), &self.bridge_socket(), mac)
+    }
+
+    /// A TCP listener on the host address inside the namespace.
+    pub fn listen_tcp(&self, port: u16) -> Result<tokio::net::TcpListener> {
+        let addr = SocketAddr::V4(SocketAddrV4::new(self.cfg.host_ip, port));
+        let std_listener = self.ns.enter(move || {
+            let l = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("listen on {addr} in the namespace"))?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        })?;
+        tokio::net::TcpListener::from_std(std_listener).context("register the listener with tokio")
+    }
+
+    /// The relay's counters so far.
+    pub fn stats(&self) -> RelayStats {
+        self.relay.as_ref().map(Relay::stats).unwrap_or_default()
+    }
+
+    /// Stops the relay and removes everything; returns the frame counters.
+    pub async fn shutdown(mut self) -> Result<RelayStats> {
+        let stats = match self.relay.take() {
+            Some(r) => r.stop().await?,
+            None => RelayStats::default(),
+        };
+        drop(self);
+        Ok(stats)
+    }
+}
+
+/// QEMU 7.2 options joining the board's Stellaris NIC to a dgram unix socket pair.
+pub fn qemu_dgram_options(local: &Path, remote: &Path, mac: &str) -> String {
+    format!(
+        "-netdev dgram,id=n0,local.type=unix,local.path={},remote.type=unix,remote.path={} -net nic,model=stellaris,netdev=n0,mac={mac}",
+        local.display(),
+        remote.display()
+    )
+}
