@@ -198,41 +198,6 @@ async fn send_status(stream: &mut TcpStream, status: u16) {
     }
 }
 
-/// What the request head asks for, read without validating it.
-///
-/// WORKAROUND (host-bridge): the `websocket` crate validates an RFC 6455 or a
-/// hixie-76 request but has no public way to read a plain HTTP request line and
-/// headers (its `find_end`/`split_head`/`parse_request_line` are crate-private),
-/// nor to tell which protocol a request speaks. This is the minimum needed to
-/// route: the handshakes themselves are parsed and answered by the crate.
-struct Head<'a> {
-    method: &'a str,
-    path: &'a str,
-    hixie: bool,
-}
-
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-}
-
-fn peek_head(head: &[u8]) -> Option<Head<'_>> {
-    let text = std::str::from_utf8(head).ok()?;
-    let mut lines = text.split("\r\n");
-    let mut start = lines.next()?.split(' ');
-    let method = start.next()?;
-    let target = start.next()?;
-    let path = target.split('?').next().unwrap_or(target);
-    let hixie = lines.any(|l| {
-        l.split_once(':')
-            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-key1"))
-    });
-    Some(Head {
-        method,
-        path,
-        hixie,
-    })
-}
-
 fn origin_allowed(cfg: &ServerConfig, origin: Option<&str>) -> bool {
     cfg.allow_origins.is_empty()
         || origin.is_some_and(|o| cfg.allow_origins.iter().any(|a| a.eq_ignore_ascii_case(o)))
@@ -317,24 +282,21 @@ async fn route(
     peer: SocketAddr,
 ) -> Option<Routed> {
     let cfg = &shared.cfg;
-    let end = match head_end(buf) {
-        Some(e) if e <= cfg.max_header => e,
-        Some(_) => return Some(Routed::Refused(431)),
-        None if buf.len() > cfg.max_header => return Some(Routed::Refused(431)),
-        None => return None,
+    let head = match handshake::parse_head(buf, cfg.max_header) {
+        Ok(Parse::Incomplete) => return None,
+        Err(e) => return Some(Routed::Refused(e.http_status().unwrap_or(400))),
+        Ok(Parse::Done { value, .. }) => value,
     };
-    let Some(head) = peek_head(&buf[..end]) else {
-        return Some(Routed::Refused(400));
-    };
-    if head.path != cfg.path {
-        return Some(match (head.method, head.path) {
+    if head.path() != cfg.path {
+        return Some(match (head.method, head.path()) {
             ("GET", "/" | "/index.html") => Routed::Page,
             ("GET", _) => Routed::Refused(404),
             _ => Routed::Refused(405),
         });
     }
+    let hixie = head.protocol() == Some(Protocol::Hixie76);
     let mut out = [0u8; 1024];
-    let (protocol, consumed, n) = if head.hixie {
+    let (protocol, consumed, n) = if hixie {
         match hixie76::parse_request(buf, cfg.max_header) {
             Ok(Parse::Incomplete) => return None,
             Err(e) => {
@@ -454,6 +416,7 @@ async fn run_connection(
             };
             pos += n;
             let mut complete = false;
+            let mut pinged_by_peer = false;
             match ev {
                 None => break,
                 Some(Event::MessageStart { kind: k, len }) => {
@@ -468,7 +431,15 @@ async fn run_connection(
                 Some(Event::Close { code, .. }) => {
                     ended_with = ended_with.or(code).or(Some(close_code::NORMAL));
                 }
-                Some(Event::Ping(_)) | Some(Event::Pong(_)) => {}
+                Some(Event::Ping(_)) => pinged_by_peer = true,
+                Some(Event::Pong(_)) => {}
+            }
+            if pinged_by_peer {
+                // Answer at once, in order with the replies around it.
+                let mut ctl = [0u8; 300];
+                if let Ok(n) = conn.poll_write(&mut ctl, &mut NoRng) {
+                    out.extend_from_slice(&ctl[..n]);
+                }
             }
             if complete && conn.close_state() == CloseState::Open {
                 if log_messages {
