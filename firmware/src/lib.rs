@@ -8,3 +8,4 @@ pub mod config;
 pub mod messages;
 pub mod prng;
 pub mod text;
+pub mod tolerate;

@@ -117,7 +117,7 @@ fn ping(net: &mut Net, target: [u8; 4], timeout_ms: u32) {
                 .s(": seq ")
                 .u(seq as u32)
                 .s(" time ")
-                .u(rtt as u32)
+                .u(rtt)
                 .s(" ms")),
             Err(_) => fail(
                 ExitCode::Network,
@@ -125,7 +125,7 @@ fn ping(net: &mut Net, target: [u8; 4], timeout_ms: u32) {
                     .s("error: no ping reply from ")
                     .ip(target)
                     .s(" within ")
-                    .u(timeout_ms as u32)
+                    .u(timeout_ms)
                     .s(" ms"),
             ),
         }
@@ -144,30 +144,30 @@ pub fn finish(code: ExitCode) -> ! {
     let s = &ethernet::STATS;
     log(Line::new()
         .s("eth: in ")
-        .u(s.frames_in.load(Relaxed) as u32)
+        .u(s.frames_in.load(Relaxed))
         .s(" frames/")
-        .u(s.bytes_in.load(Relaxed) as u32)
+        .u(s.bytes_in.load(Relaxed))
         .s(" bytes, out ")
-        .u(s.frames_out.load(Relaxed) as u32)
+        .u(s.frames_out.load(Relaxed))
         .s("/")
-        .u(s.bytes_out.load(Relaxed) as u32)
+        .u(s.bytes_out.load(Relaxed))
         .s(", dropped ")
-        .u(s.rx_dropped.load(Relaxed) as u32)
+        .u(s.rx_dropped.load(Relaxed))
         .s(", overruns ")
-        .u(s.overruns.load(Relaxed) as u32)
+        .u(s.overruns.load(Relaxed))
         .s(", rx errors ")
-        .u(s.rx_errors.load(Relaxed) as u32)
+        .u(s.rx_errors.load(Relaxed))
         .s(", tx errors ")
-        .u(s.tx_errors.load(Relaxed) as u32)
+        .u(s.tx_errors.load(Relaxed))
         .s(", fifo resets ")
-        .u(s.fifo_resets.load(Relaxed) as u32));
+        .u(s.fifo_resets.load(Relaxed)));
     log(Line::new()
         .s("stack: ")
         .u(stack::high_water() as u32)
         .s(" of ")
         .u(stack::size() as u32)
         .s(" bytes used; uptime ")
-        .u(clock::now_ms() as u32)
+        .u(clock::now_ms())
         .s(" ms; exit ")
         .u(code as u32));
     exit(code as u8)

@@ -188,7 +188,7 @@ impl Net {
                     let _ = self.iface.routes_mut().add_default_ipv4_route(router);
                     line.s(" gateway ").ip(router.octets());
                 }
-                line.s(" after ").u(clock::now_ms() as u32).s(" ms");
+                line.s(" after ").u(clock::now_ms()).s(" ms");
                 log(&mut line);
                 self.address = Some(cidr);
             }

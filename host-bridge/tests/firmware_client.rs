@@ -13,7 +13,11 @@ fn server(name: &str, extra: &[&str]) -> (Peer, u16) {
     let port = free_port();
     let script = repo_root().join("host-bridge/tests/firmware_support/reverse_server.py");
     let port_arg = port.to_string();
-    let args = [&[script.to_str().expect("utf-8 path"), port_arg.as_str()], extra].concat();
+    let args = [
+        &[script.to_str().expect("utf-8 path"), port_arg.as_str()],
+        extra,
+    ]
+    .concat();
     (Peer::spawn(name, "python3", &args, port), port)
 }
 
@@ -122,7 +126,14 @@ fn wrong_accept_key_fails_the_handshake_with_exit_5() {
 fn wrong_hixie76_md5_answer_fails_the_handshake_with_exit_5() {
     let (peer, port) = server("fw-bad-md5", &["--bad-handshake"]);
     let run = boot(
-        &["--url", &url(port), "--proto", "hixie76", "--timeout-ms", "3000"],
+        &[
+            "--url",
+            &url(port),
+            "--proto",
+            "hixie76",
+            "--timeout-ms",
+            "3000",
+        ],
         None,
         60,
     );
@@ -156,7 +167,14 @@ fn ping_gateway_over_slirp_with_dhcp() {
 #[test]
 fn static_address_and_gateway_without_dhcp() {
     let run = boot(
-        &["--ip", "10.0.2.16/24", "--gateway", "10.0.2.2", "--ping", "10.0.2.2"],
+        &[
+            "--ip",
+            "10.0.2.16/24",
+            "--gateway",
+            "10.0.2.2",
+            "--ping",
+            "10.0.2.2",
+        ],
         None,
         60,
     );
@@ -169,7 +187,14 @@ fn static_address_and_gateway_without_dhcp() {
 #[test]
 fn ping_to_nobody_times_out_with_exit_4() {
     let run = boot(
-        &["--ip", "10.0.2.16/24", "--ping", "10.0.2.99", "--timeout-ms", "1000"],
+        &[
+            "--ip",
+            "10.0.2.16/24",
+            "--ping",
+            "10.0.2.99",
+            "--timeout-ms",
+            "1000",
+        ],
         None,
         60,
     );
@@ -198,7 +223,14 @@ fn board_answers_ping_on_a_socket_network_with_a_static_address() {
     );
     let net = format!("-nic socket,model=stellaris,mac=52:54:00:12:34:56,connect=127.0.0.1:{port}");
     let run = boot(
-        &["--ip", "192.168.77.2/24", "--ping", "192.168.77.1", "--timeout-ms", "3000"],
+        &[
+            "--ip",
+            "192.168.77.2/24",
+            "--ping",
+            "192.168.77.1",
+            "--timeout-ms",
+            "3000",
+        ],
         Some(&net),
         60,
     );

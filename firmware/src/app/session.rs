@@ -8,6 +8,7 @@ use websocket::{CloseState, Connection, Event, MessageKind, Protocol, Role};
 
 use firmware::config::{self, WsUrl};
 use firmware::text::Line;
+use firmware::tolerate;
 
 use crate::exit::ExitCode;
 use crate::log::log;
@@ -58,12 +59,7 @@ impl Failure {
         line.s("error: ");
         match self {
             Failure::Network(what) => line.s(what),
-            Failure::Timeout(what) => line
-                .s("timeout: ")
-                .s(what)
-                .s(" (")
-                .u(timeout_ms as u32)
-                .s(" ms)"),
+            Failure::Timeout(what) => line.s("timeout: ").s(what).s(" (").u(timeout_ms).s(" ms)"),
             Failure::Handshake(e) => line.s("handshake failed: ").s(e.as_str()),
             Failure::Protocol(e) => line.s("protocol error: ").s(e.as_str()),
             Failure::Unexpected(what) => line.s(what),
@@ -120,11 +116,11 @@ pub fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Res
             .s("connect: ")
             .s(why)
             .s("; retry ")
-            .u(attempt as u32)
+            .u(attempt)
             .s("/")
-            .u(retries as u32)
+            .u(retries)
             .s(" in ")
-            .u(backoff as u32)
+            .u(backoff)
             .s(" ms"));
         let _ = net.wait(Deadline::after_ms(backoff), |_| None::<()>);
         backoff = (backoff * 2).min(2000);
@@ -143,6 +139,20 @@ pub struct Session<'n> {
     /// Payload of the last [`Ev::Data`].
     pub chunk: [u8; CHUNK],
     pub timeout_ms: u32,
+    /// Text-framed replies to a binary message are read as binary (see
+    /// [`firmware::tolerate`]).
+    pub retype: Retype,
+}
+
+/// State of the text-as-binary tolerance (RFC 6455 only).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retype {
+    /// A binary reply is awaited: retype text frames.
+    pub armed: bool,
+    /// The receiver is between frames: the next byte starts a frame header.
+    boundary: bool,
+    /// A text frame was read as binary since this was last cleared.
+    pub happened: bool,
 }
 
 impl<'n> Session<'n> {
@@ -161,6 +171,7 @@ impl<'n> Session<'n> {
             out_len: 0,
             chunk: [0; CHUNK],
             timeout_ms,
+            retype: Retype::default(),
         }
     }
 
@@ -269,6 +280,12 @@ impl<'n> Session<'n> {
                 ));
             }
             have += self.net.tcp().recv_slice(&mut self.hs[have..]).unwrap_or(0);
+            if self.protocol == Protocol::Hixie76
+                && subprotocol.is_none()
+                && tolerate::hide_unrequested_protocol(&mut self.hs[..have])
+            {
+                log(Line::new().s("tolerated: a Sec-WebSocket-Protocol the client did not ask for"));
+            }
             let input = &self.hs[..have];
             let parsed = match &client {
                 Client::Rfc(c) => c.parse_response(&req, input, HS_BUF).map(|p| match p {
@@ -296,6 +313,7 @@ impl<'n> Session<'n> {
                     }
                     log(&mut line);
                     self.left = (consumed, have);
+                    self.retype.boundary = true;
                     return Ok(());
                 }
             }
@@ -393,10 +411,11 @@ impl<'n> Session<'n> {
             hs,
             left,
             net,
+            retype,
             ..
         } = self;
         if left.0 < left.1 {
-            let (n, ev) = read_one(conn, &mut hs[left.0..left.1], chunk)?;
+            let (n, ev) = read_one(conn, &mut hs[left.0..left.1], chunk, retype)?;
             left.0 += n;
             if ev != Ev::Nothing {
                 return Ok(ev);
@@ -404,7 +423,7 @@ impl<'n> Session<'n> {
         }
         let socket = net.sockets.get_mut::<smoltcp::socket::tcp::Socket>(net.tcp);
         loop {
-            let r = socket.recv(|buf| match read_one(conn, buf, chunk) {
+            let r = socket.recv(|buf| match read_one(conn, buf, chunk, retype) {
                 Ok((n, ev)) => (n, Ok(ev)),
                 Err(e) => (0, Err(e)),
             });
@@ -460,15 +479,13 @@ impl<'n> Session<'n> {
         self.flush()?;
         while self.conn.close_state() != CloseState::Done {
             match self.poll_event().map_err(Failure::Protocol)? {
-                Ev::Nothing => {
-                    if !self.wait_input("waiting for the server's close frame")? {
-                        if self.protocol == Protocol::Hixie76 {
-                            break;
-                        }
-                        return Err(Failure::Unexpected(
-                            "server closed TCP without answering the close frame",
-                        ));
+                Ev::Nothing if !self.wait_input("waiting for the server's close frame")? => {
+                    if self.protocol == Protocol::Hixie76 {
+                        break;
                     }
+                    return Err(Failure::Unexpected(
+                        "server closed TCP without answering the close frame",
+                    ));
                 }
                 Ev::Close(_) => {}
                 _ => {}
@@ -493,9 +510,19 @@ fn read_one(
     conn: &mut Connection,
     input: &mut [u8],
     chunk: &mut [u8; CHUNK],
+    retype: &mut Retype,
 ) -> Result<(usize, Ev), websocket::Error> {
     let lim = input.len().min(CHUNK);
+    if retype.armed && retype.boundary && lim > 0 {
+        if let Some(byte) = tolerate::text_frame_as_binary(input[0]) {
+            input[0] = byte;
+            retype.happened = true;
+        }
+    }
     let (n, ev) = conn.read(&mut input[..lim])?;
+    if n > 0 {
+        retype.boundary = false;
+    }
     let ev = match ev {
         None => Ev::Nothing,
         Some(Event::MessageStart { kind, len }) => Ev::Start(kind, len),
@@ -508,5 +535,8 @@ fn read_one(
         Some(Event::Pong(_)) => Ev::Pong,
         Some(Event::Close { code, .. }) => Ev::Close(code),
     };
+    if matches!(ev, Ev::End | Ev::Ping | Ev::Pong | Ev::Close(_)) {
+        retype.boundary = true;
+    }
     Ok((n, ev))
 }

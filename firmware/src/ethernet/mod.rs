@@ -245,7 +245,7 @@ impl Device for Ethernet {
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        tx_ready().then(|| TxToken { buf: &mut self.tx })
+        tx_ready().then_some(TxToken { buf: &mut self.tx })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
