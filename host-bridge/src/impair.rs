@@ -223,6 +223,8 @@ pub struct Counters {
     pub overflow: AtomicU64,
     /// Could not be delivered (e.g. QEMU not listening yet).
     pub undeliverable: AtomicU64,
+    /// Still delayed when the relay stopped (never sent).
+    pub pending_at_stop: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -238,6 +240,7 @@ pub struct CountersSnapshot {
     pub corrupted: u64,
     pub overflow: u64,
     pub undeliverable: u64,
+    pub pending_at_stop: u64,
 }
 
 impl Counters {
@@ -260,6 +263,7 @@ impl Counters {
             corrupted: g(&self.corrupted),
             overflow: g(&self.overflow),
             undeliverable: g(&self.undeliverable),
+            pending_at_stop: g(&self.pending_at_stop),
         }
     }
 }
@@ -268,7 +272,7 @@ impl fmt::Display for CountersSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} frames in ({} bytes), {} out ({} bytes); lost {}, duplicated {}, reordered {}, corrupted {}, overflow {}, undeliverable {}",
+            "{} frames in ({} bytes), {} out ({} bytes); lost {}, duplicated {}, reordered {}, corrupted {}, overflow {}, undeliverable {}, pending at stop {}",
             self.frames_in,
             self.bytes_in,
             self.frames_out,
@@ -278,7 +282,8 @@ impl fmt::Display for CountersSnapshot {
             self.reordered,
             self.corrupted,
             self.overflow,
-            self.undeliverable
+            self.undeliverable,
+            self.pending_at_stop
         )
     }
 }

@@ -199,7 +199,10 @@ async fn direction(
     loop {
         let next = imp.next_due().unwrap_or_else(|| Instant::now() + far);
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                c.pending_at_stop.fetch_add(imp.pending() as u64, Relaxed);
+                return;
+            }
             r = src.recv(&mut buf) => match r {
                 Ok(n) => {
                     let frame = buf.get(..n).unwrap_or(&[]);
