@@ -67,8 +67,13 @@ pub struct E2eData {
 /// 64 bytes of ASCII, the same every time (the firmware's `--message`).
 pub const MESSAGE: &str = "The quick brown fox jumps over the lazy dog, 0123456789 ABCDEFG.";
 const MAC: &str = "52:54:00:12:34:56";
-const HOST_IP: &str = "10.0.2.2";
-const GUEST_IP: &str = "10.0.2.15/24";
+/// The user network's view of the host.
+const SLIRP_HOST_IP: &str = "10.0.2.2";
+/// The tap networks' addresses: those of `host-bridge bridge`'s defaults, so the
+/// bridge and QEMU's own tap differ in nothing but who moves the frames.
+const TAP_HOST_IP: &str = "192.168.76.1";
+const TAP_GUEST_IP: &str = "192.168.76.2";
+const TAP_PREFIX: &str = "24";
 const NETNS_PREFIX: &str = "bench-e2e";
 
 fn firmware_image(root: &Path, build: bool) -> Result<PathBuf> {
@@ -117,7 +122,7 @@ fn ip(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// A namespace with a tap `tap0` holding 10.0.2.2/24; removed on drop.
+/// A namespace with a tap `tap0` holding 192.168.76.1/24; removed on drop.
 struct TapNs {
     name: String,
 }
@@ -138,20 +143,13 @@ impl TapNs {
                 &ns.name,
                 "addr",
                 "add",
-                &format!("{HOST_IP}/24"),
+                &format!("{TAP_HOST_IP}/{TAP_PREFIX}"),
                 "dev",
                 "tap0",
             ])?;
             ip(&["-n", &ns.name, "link", "set", "tap0", "up"])?;
         }
         Ok(ns)
-    }
-
-    fn exec_prefix(&self) -> Vec<String> {
-        ["ip", "netns", "exec", &self.name]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
     }
 }
 
@@ -199,14 +197,37 @@ struct Network {
     /// Firmware options besides the URL, count and message.
     fw_args: Vec<String>,
     /// Run the server (and QEMU, if `qemu_in_ns`) inside this namespace.
-    ns: Option<TapNs>,
+    ns: Option<String>,
     qemu_in_ns: bool,
-    /// A helper process (the bridge) to run for the duration, killed after.
+    /// What to remove afterwards: our namespace, or the bridge (stopped with SIGTERM
+    /// so that it removes its own).
+    _tapns: Option<TapNs>,
     helper: Option<std::process::Child>,
 }
 
+fn exec_prefix(ns: &str) -> Vec<String> {
+    ["ip", "netns", "exec", ns]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn stop_child(mut child: std::process::Child) {
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 fn static_ip_args() -> Vec<String> {
-    vec!["--ip".into(), GUEST_IP.into()]
+    vec!["--ip".into(), format!("{TAP_GUEST_IP}/{TAP_PREFIX}")]
 }
 
 fn user_network() -> Network {
@@ -215,11 +236,12 @@ fn user_network() -> Network {
         how: "QEMU user network (slirp); server on the host's 127.0.0.1, seen as 10.0.2.2; DHCP"
             .into(),
         listen_host: "127.0.0.1",
-        url_host: HOST_IP,
+        url_host: SLIRP_HOST_IP,
         qemu_net: format!("-nic user,model=stellaris,mac={MAC}"),
         fw_args: vec![],
         ns: None,
         qemu_in_ns: false,
+        _tapns: None,
         helper: None,
     }
 }
@@ -228,31 +250,107 @@ fn tap_direct_network() -> Result<Network> {
     let ns = TapNs::create(true)?;
     Ok(Network {
         name: "tap-direct",
-        how: "QEMU's -netdev tap straight into a namespace (tap0 = 10.0.2.2/24, server inside); static 10.0.2.15/24".into(),
-        listen_host: HOST_IP,
-        url_host: HOST_IP,
+        how: format!(
+            "QEMU's -netdev tap straight into a namespace of ours (tap0 = {TAP_HOST_IP}, server inside, QEMU inside); static {TAP_GUEST_IP}"
+        ),
+        listen_host: TAP_HOST_IP,
+        url_host: TAP_HOST_IP,
         qemu_net: format!("-nic tap,ifname=tap0,script=no,downscript=no,model=stellaris,mac={MAC}"),
         fw_args: static_ip_args(),
-        ns: Some(ns),
+        ns: Some(ns.name.clone()),
         qemu_in_ns: true,
+        _tapns: Some(ns),
         helper: None,
     })
 }
 
-/// `host-bridge bridge`: QEMU's socket netdev on one side, a tap in a namespace on the
-/// other. Its command line is discovered from `host-bridge bridge --help`.
+/// `host-bridge bridge`: QEMU's dgram socket netdev on one side, a tap in a namespace
+/// of its own on the other. It prints `netns=NAME`, `FIRMWARE_NET=...` and `ready`;
+/// our arrival-logging server then runs inside its namespace (beside its own server),
+/// so that the firmware talks to the same server as over QEMU's own tap.
 fn tap_bridge_network(bin_dir: &Path, log: &Path) -> Result<Network> {
+    use std::sync::mpsc;
     let hb = bin_dir.join("host-bridge");
     if !hb.is_file() {
         bail!("{} not built", hb.display());
     }
-    let out = Command::new(&hb).args(["bridge", "--help"]).output()?;
-    let help = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
+    let help = Command::new(&hb).args(["bridge", "--help"]).output()?;
+    if !help.status.success() {
         bail!("`host-bridge bridge` does not exist yet");
     }
-    let _ = (help, log);
-    bail!("`host-bridge bridge`'s options are not wired into the harness yet")
+    let port = servers::free_port()?.to_string();
+    let logf = std::fs::File::create(log)?;
+    let mut child = Command::new(&hb)
+        .args([
+            "--quiet",
+            "bridge",
+            "--port",
+            &port,
+            "--host-ip",
+            TAP_HOST_IP,
+        ])
+        .args(["--guest-ip", TAP_GUEST_IP])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(logf)
+        .spawn()
+        .context("start host-bridge bridge")?;
+    let stdout = child.stdout.take().context("bridge stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut ns, mut qemu_net) = (None, None);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(v) = line.strip_prefix("netns=") {
+                    ns = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("FIRMWARE_NET=") {
+                    qemu_net = Some(v.trim().to_string());
+                } else if line.trim() == "ready" {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < until => {}
+            Err(_) => {
+                stop_child(child);
+                bail!(
+                    "`host-bridge bridge` did not print `ready` (log {})",
+                    log.display()
+                );
+            }
+        }
+    }
+    let (Some(ns), Some(qemu_net)) = (ns, qemu_net) else {
+        stop_child(child);
+        bail!("`host-bridge bridge` printed no netns= or FIRMWARE_NET= line");
+    };
+    // QEMU 7.2's `-net nic` spells the MAC option `macaddr` (`-nic` takes `mac`).
+    let qemu_net = if qemu_net.contains("-net nic") {
+        qemu_net.replace(",mac=", ",macaddr=")
+    } else {
+        qemu_net
+    };
+    Ok(Network {
+        name: "tap-bridge",
+        how: format!(
+            "QEMU dgram socket -> host-bridge bridge -> tap in its namespace ({TAP_HOST_IP}, server inside), no impairment; static {TAP_GUEST_IP}"
+        ),
+        listen_host: TAP_HOST_IP,
+        url_host: TAP_HOST_IP,
+        qemu_net,
+        fw_args: static_ip_args(),
+        ns: Some(ns),
+        qemu_in_ns: false,
+        _tapns: None,
+        helper: Some(child),
+    })
 }
 
 fn median(v: &[f64]) -> Option<f64> {
@@ -302,7 +400,7 @@ fn boot_against_server(
     let _ = std::fs::remove_file(&arrivals);
     let port = servers::free_port()?;
     let tt = bin_dir.join("tt-reverse-server").display().to_string();
-    let mut argv = net.ns.as_ref().map(|n| n.exec_prefix()).unwrap_or_default();
+    let mut argv = net.ns.as_deref().map(exec_prefix).unwrap_or_default();
     argv.extend(
         [
             tt.as_str(),
@@ -330,8 +428,7 @@ fn boot_against_server(
     let mut cmd = match (&net.ns, net.qemu_in_ns) {
         (Some(ns), true) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", &ns.name])
-                .arg(root.join("ci/qemu-run"));
+            c.args(["netns", "exec", ns]).arg(root.join("ci/qemu-run"));
             c
         }
         _ => Command::new(root.join("ci/qemu-run")),
@@ -423,9 +520,8 @@ fn measure_network(
         ..Default::default()
     };
     let result = boot_against_server(root, image, &net, count, "", log_dir);
-    if let Some(mut h) = net.helper.take() {
-        let _ = h.kill();
-        let _ = h.wait();
+    if let Some(h) = net.helper.take() {
+        stop_child(h);
     }
     match result {
         Err(e) => run.not_measured = Some(format!("{e:#}")),

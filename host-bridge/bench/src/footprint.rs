@@ -25,6 +25,10 @@ pub struct Footprint {
     /// Bytes per part, [`PARTS`] order; "other" takes what no symbol accounts for.
     pub flash: [u64; 6],
     pub ram: [u64; 6],
+    /// .text only, by the source file of each 2-byte unit's line-table row (DWARF):
+    /// code inlined into another part's function counts where it was written.
+    #[serde(default)]
+    pub text_by_source: Option<[u64; 6]>,
     /// The largest symbols: (part, flash or ram, bytes, demangled name).
     pub top: Vec<(String, String, u64, String)>,
 }
@@ -137,6 +141,7 @@ pub fn measure(image: &Path) -> Result<Footprint> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let mut text = None;
     let mut fp = Footprint {
         image: image.display().to_string(),
         ..Default::default()
@@ -155,6 +160,9 @@ pub fn measure(image: &Path) -> Result<Footprint> {
             ".comment" | ".ARM.attributes" | ".symtab" | ".strtab" | ".shstrtab"
         ) {
             continue;
+        }
+        if name == ".text" {
+            text = Some((addr, size));
         }
         if addr >= 0x2000_0000 {
             fp.ram_total += size;
@@ -221,6 +229,7 @@ pub fn measure(image: &Path) -> Result<Footprint> {
     fp.flash[5] += fp.flash_total.saturating_sub(attributed);
     let attributed: u64 = fp.ram.iter().sum();
     fp.ram[5] += fp.ram_total.saturating_sub(attributed);
+    fp.text_by_source = text.and_then(|(addr, size)| text_by_source(image, addr, size).ok());
     syms.sort_by_key(|s| std::cmp::Reverse(s.2));
     fp.top = syms
         .into_iter()
@@ -228,6 +237,69 @@ pub fn measure(image: &Path) -> Result<Footprint> {
         .map(|(p, k, s, n)| (PARTS[p].to_string(), k.to_string(), s, n))
         .collect();
     Ok(fp)
+}
+
+/// Which part a source file belongs to.
+fn part_of_source(file: &str) -> usize {
+    if file.contains("/firmware/src/ethernet/") {
+        0
+    } else if file.contains("/smoltcp-") {
+        1
+    } else if file.contains("/firmware/websocket/") {
+        2
+    } else if file.contains("/firmware/src/") {
+        3
+    } else if file.starts_with("??") || file.is_empty() {
+        5
+    } else {
+        4
+    }
+}
+
+/// Bytes of .text by part: for every halfword (Thumb's unit), the inline chain from
+/// `llvm-symbolizer --inlining` (DWARF), innermost first; the first frame written in
+/// one of our parts (driver, smoltcp, websocket, app) owns it, so `read_volatile`
+/// inlined into the driver is the driver's, and core code no part inlined is rt+core.
+fn text_by_source(image: &Path, addr: u64, size: u64) -> Result<[u64; 6]> {
+    use std::io::Write;
+    let tool = tool(&["llvm-symbolizer", "llvm-symbolizer-22"])?;
+    let mut child = Command::new(&tool)
+        .args(["--output-style=JSON", "--inlining", "-e"])
+        .arg(image)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("llvm-symbolizer stdin")?;
+    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut buf = String::new();
+        for a in (addr..addr + size).step_by(2) {
+            buf.push_str(&format!("{a:#x}\n"));
+        }
+        stdin.write_all(buf.as_bytes())
+    });
+    let out = child.wait_with_output()?;
+    feeder
+        .join()
+        .map_err(|_| anyhow::anyhow!("feeder panicked"))??;
+    let mut parts = [0u64; 6];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let files: Vec<&str> = v["Symbol"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|f| f["FileName"].as_str()).collect())
+            .unwrap_or_default();
+        let part = files
+            .iter()
+            .map(|f| part_of_source(f))
+            .find(|&p| p < 4)
+            .unwrap_or(if files.iter().all(|f| f.is_empty()) {
+                5
+            } else {
+                4
+            });
+        parts[part] += 2;
+    }
+    Ok(parts)
 }
 
 fn git(root: &Path, args: &[&str]) -> Result<String> {

@@ -590,7 +590,26 @@ fn footprint_section(md: &mut String, f: &Footprint, csv: &Path) -> Result<()> {
     for v in f.ram {
         write!(md, " {v} |")?;
     }
-    writeln!(md, "\n")?;
+    writeln!(md)?;
+    if let Some(t) = f.text_by_source {
+        write!(
+            md,
+            "| .text by source (inline chains) B | {} |",
+            t.iter().sum::<u64>()
+        )?;
+        for v in t {
+            write!(md, " {v} |")?;
+        }
+        writeln!(md)?;
+    }
+    writeln!(
+        md,
+        "\nThe first two rows split by symbol (`llvm-nm`): with fat LTO most of the driver is \
+         inlined into the app's poll loop, so its bytes count as the app's. The last row splits \
+         the code by where it was written (DWARF inline chains, `llvm-symbolizer --inlining`): \
+         each instruction belongs to the innermost of its inlined frames that is in one of our \
+         parts, so core's helpers inlined into the driver count as the driver's.\n"
+    )?;
     writeln!(
         md,
         "Largest symbols:\n\n| part | where | bytes | symbol |\n| --- | --- | --: | --- |"
