@@ -90,6 +90,10 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
             if ok {
                 line.s(": reversed ok");
             }
+            if i == 0 {
+                // Boot to first echo, on the board's own clock (from SysTick start).
+                line.s(" (uptime ").u(clock::now_ms()).s(" ms)");
+            }
             log(&mut line);
             if !ok {
                 return Err(Failure::Mismatch);
