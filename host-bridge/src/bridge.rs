@@ -72,6 +72,14 @@ impl Bridge {
         let ns = Netns::create(NS_PREFIX)?;
         let dir = SockDir(std::env::temp_dir().join(format!("host-bridge-{}", ns.name())));
         std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
+        // IPv4 only on this wire: no IPv6 router/neighbour chatter to the guest
+        // or in the pcap (best effort: the kernel may lack IPv6).
+        let _ = ns.enter(|| {
+            for knob in ["all", "default"] {
+                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{knob}/disable_ipv6"), "1");
+            }
+            Ok(())
+        });
         let tap = netns::open_tap(&ns, &cfg.tap)?;
         let addr = format!("{}/{}", cfg.host_ip, cfg.prefix);
         ns.ip(&["addr", "add", &addr, "dev", &cfg.tap])?;
@@ -153,7 +161,7 @@ impl Bridge {
 /// QEMU 7.2 options joining the board's Stellaris NIC to a dgram unix socket pair.
 pub fn qemu_dgram_options(local: &Path, remote: &Path, mac: &str) -> String {
     format!(
-        "-netdev dgram,id=n0,local.type=unix,local.path={},remote.type=unix,remote.path={} -net nic,model=stellaris,netdev=n0,mac={mac}",
+        "-netdev dgram,id=n0,local.type=unix,local.path={},remote.type=unix,remote.path={} -net nic,model=stellaris,netdev=n0,macaddr={mac}",
         local.display(),
         remote.display()
     )

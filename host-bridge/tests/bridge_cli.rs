@@ -1,0 +1,236 @@
+//! The `bridge` and `run` subcommands as a user runs them: the namespace and tap
+//! exist while they run and are gone after SIGTERM, after QEMU crashes, and
+//! (reaped by the next run) even after SIGKILL; `run` hands QEMU's options to
+//! ci/qemu-run in FIRMWARE_NET and exits with the firmware's status.
+
+mod server_support;
+use server_support::*;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use host_bridge::netns;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+fn can_run() -> bool {
+    if !netns::is_root() || !Path::new("/dev/net/tun").exists() {
+        eprintln!("SKIP: the bridge needs root and /dev/net/tun");
+        return false;
+    }
+    true
+}
+
+/// Kills the child if the test fails before it ends.
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `host-bridge bridge ARGS`; returns it and its namespace's name once ready.
+fn start_bridge(args: &[&str]) -> (Guard, String, std::thread::JoinHandle<String>) {
+    let mut child = Command::new(BIN)
+        .args(["--quiet", "bridge"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn host-bridge bridge");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut ns = None;
+    let mut net = None;
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(n) = line.strip_prefix("netns=") {
+            ns = Some(n.to_owned());
+        }
+        if let Some(n) = line.strip_prefix("FIRMWARE_NET=") {
+            net = Some(n.to_owned());
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    let ns = ns.expect("bridge printed its namespace");
+    let net = net.expect("bridge printed FIRMWARE_NET");
+    assert!(
+        net.contains("-netdev dgram,id=n0,local.type=unix") && net.contains("model=stellaris"),
+        "{net}"
+    );
+    let rest =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    (Guard(child), ns, rest)
+}
+
+fn wait_exit(g: &mut Guard, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = g.0.try_wait().expect("wait") {
+            return st;
+        }
+        assert!(start.elapsed() < limit, "did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bridge_subcommand_cleans_up_on_sigterm() {
+    if !can_run() {
+        return;
+    }
+    let pcap = std::env::temp_dir().join(format!("bridge-cli-{}.pcap", std::process::id()));
+    let (mut g, ns, rest) = start_bridge(&["--pcap", pcap.to_str().expect("utf-8")]);
+    assert!(netns::exists(&ns));
+    let addr = Command::new("ip")
+        .args(["-n", &ns, "-4", "addr", "show", "tap0"])
+        .output()
+        .expect("ip");
+    let addr = String::from_utf8_lossy(&addr.stdout);
+    assert!(
+        addr.contains("192.168.76.1/24") && addr.contains("UP"),
+        "{addr}"
+    );
+    // The tap is only inside the namespace.
+    let host = Command::new("ip")
+        .args(["link", "show", "tap0"])
+        .output()
+        .expect("ip");
+    assert!(!host.status.success() || !String::from_utf8_lossy(&host.stdout).contains("tap0"));
+    kill(Pid::from_raw(g.0.id() as i32), Signal::SIGTERM).expect("kill");
+    let st = wait_exit(&mut g, Duration::from_secs(10));
+    assert!(st.success(), "{st}");
+    assert!(!netns::exists(&ns), "namespace {ns} left behind");
+    let out = rest.join().expect("stdout");
+    assert!(
+        out.contains("to guest:") && out.contains("to host:"),
+        "frame counters at exit: {out}"
+    );
+    let bytes = std::fs::read(&pcap).expect("pcap");
+    assert_eq!(&bytes[..4], &0xa1b2c3d4u32.to_le_bytes(), "pcap header");
+    let _ = std::fs::remove_file(&pcap);
+}
+
+#[test]
+fn a_namespace_left_by_sigkill_is_reaped_by_the_next_run() {
+    if !can_run() {
+        return;
+    }
+    let (mut g, ns, _) = start_bridge(&[]);
+    kill(Pid::from_raw(g.0.id() as i32), Signal::SIGKILL).expect("kill");
+    wait_exit(&mut g, Duration::from_secs(10));
+    assert!(netns::exists(&ns), "SIGKILL runs no cleanup");
+    let (mut g2, ns2, _) = start_bridge(&[]);
+    assert!(!netns::exists(&ns), "the next bridge reaps {ns}");
+    kill(Pid::from_raw(g2.0.id() as i32), Signal::SIGTERM).expect("kill");
+    assert!(wait_exit(&mut g2, Duration::from_secs(10)).success());
+    assert!(!netns::exists(&ns2));
+}
+
+/// A stand-in repository whose ci/qemu-run prints what it got and then behaves
+/// like a crashing QEMU (killed by SIGSEGV) or a firmware exiting with 3.
+fn fake_repo(behaviour: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "bridge-cli-repo-{}-{behaviour}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir.join("ci")).expect("dir");
+    let script = format!(
+        "#!/bin/sh\necho \"image=$1\"\nshift\necho \"args=$*\"\necho \"net=$FIRMWARE_NET\"\necho \"mac=$FIRMWARE_MAC\"\n{behaviour}\n"
+    );
+    let path = dir.join("ci/qemu-run");
+    std::fs::write(&path, script).expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+fn run_with_fake_qemu(behaviour: &str, extra: &[&str]) -> (std::process::Output, Vec<String>) {
+    let repo = fake_repo(behaviour);
+    let before: Vec<String> = list_ours();
+    let mut cmd = Command::new(BIN);
+    cmd.env("HOST_BRIDGE_REPO", &repo)
+        .args(["run", "--image", "/dev/null"])
+        .args(extra)
+        .args(["--", "--proto", "hixie76", "--count", "2"]);
+    let out = output_within(cmd, Duration::from_secs(30));
+    let after: Vec<String> = list_ours()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    let _ = std::fs::remove_dir_all(&repo);
+    (out, after)
+}
+
+/// Namespaces named like the bridge's.
+fn list_ours() -> Vec<String> {
+    std::fs::read_dir(netns::NETNS_DIR)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("hb-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn run_passes_the_bridge_to_qemu_run_and_exits_with_the_firmware_status() {
+    if !can_run() {
+        return;
+    }
+    let (out, left) = run_with_fake_qemu("exit 3", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("firmware| image=/dev/null"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "firmware| args=--url ws://192.168.76.1:8000/ws --ip 192.168.76.2/24 --gateway 192.168.76.1 --proto hixie76 --count 2"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("net=-netdev dgram,id=n0,local.type=unix,local.path=/"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-net nic,model=stellaris,netdev=n0,macaddr=52:54:00:12:34:56"),
+        "{stdout}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn run_cleans_up_after_qemu_crashes() {
+    if !can_run() {
+        return;
+    }
+    let (out, left) = run_with_fake_qemu("kill -SEGV $$", &[]);
+    assert_eq!(out.status.code(), Some(128 + 11), "{out:?}");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn run_on_the_user_network_needs_no_namespace() {
+    let (out, left) = run_with_fake_qemu("exit 0", &["--user-net"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("firmware| args=--url ws://10.0.2.2:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("firmware| net=\n"),
+        "no FIRMWARE_NET: ci/qemu-run's default user network: {stdout}"
+    );
+    assert!(left.is_empty());
+}
