@@ -15,6 +15,7 @@ mod e2e;
 mod footprint;
 mod grid;
 mod load;
+mod micro;
 mod procfs;
 mod report;
 mod servers;
@@ -113,6 +114,11 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Microbenchmarks of the library's per-byte loops against the proposed ones.
+    Micro {
+        #[command(flatten)]
+        common: Common,
+    },
     /// One load against a running server.
     Load {
         #[arg(long)]
@@ -139,6 +145,12 @@ fn main() -> Result<()> {
             run_footprint(&common, &out, e2e.no_build)?;
             run_e2e(&common, &out, &e2e, true)?;
             run_grid(&common, &out, &grid)?;
+            run_micro(&out)?;
+            report::write(&out)
+        }
+        Cmd::Micro { common } => {
+            let out = prepare(&common)?;
+            run_micro(&out)?;
             report::write(&out)
         }
         Cmd::Grid { common, grid } => {
@@ -214,6 +226,23 @@ fn run_e2e(common: &Common, out: &Path, e: &E2eArgs, no_build: bool) -> Result<(
     };
     let data = e2e::run(&common.root, &cfg, &log_dir())?;
     write_json(&out.join("e2e.json"), &data)
+}
+
+fn run_micro(out: &Path) -> Result<()> {
+    eprintln!("bench: microbenchmarks of the per-byte loops");
+    let m = micro::run(&[16, 1024, 65536])?;
+    for r in &m {
+        eprintln!(
+            "bench: {} {} B: {:.0} ns now, proposed {}",
+            r.what,
+            r.size,
+            r.current_ns,
+            r.proposed_ns
+                .map(|p| format!("{p:.0} ns"))
+                .unwrap_or("-".into())
+        );
+    }
+    write_json(&out.join("micro.json"), &m)
 }
 
 fn run_footprint(common: &Common, out: &Path, no_build: bool) -> Result<()> {

@@ -307,6 +307,37 @@ pub fn write(out: &Path) -> Result<()> {
         }
     }
 
+    // ---- microbenchmarks -------------------------------------------------------------
+    if let Some(m) = read::<Vec<crate::micro::Micro>>(&out.join("micro.json")) {
+        writeln!(md, "### The shared library's per-byte loops\n")?;
+        writeln!(
+            md,
+            "With large messages host-bridge's server profile is dominated by two loops of \
+             `firmware/websocket` (see [PROFILE.md](PROFILE.md)): the UTF-8-aware reversal and \
+             the unmasking. Timed here on this machine against drop-in replacements \
+             (`host-bridge/bench/src/micro.rs`: same results, checked first; safe, `no_std`):\n"
+        )?;
+        writeln!(
+            md,
+            "| loop | size | library now ns | proposed ns | speed-up |"
+        )?;
+        writeln!(md, "| --- | --: | --: | --: | --: |")?;
+        for r in &m {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                r.what,
+                size_label(r.size),
+                fmt_num(Some(r.current_ns)),
+                fmt_num(r.proposed_ns),
+                r.proposed_ns
+                    .map(|p| format!("{:.1}x", r.current_ns / p))
+                    .unwrap_or("–".into())
+            )?;
+        }
+        writeln!(md)?;
+    }
+
     // ---- end to end ---------------------------------------------------------------
     writeln!(md, "## End to end through QEMU\n")?;
     match &e2e {
