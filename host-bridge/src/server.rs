@@ -187,6 +187,9 @@ async fn refuse(mut stream: TcpStream, status: u16, cfg: &ServerConfig) {
     send_status(&mut stream, status).await;
 }
 
+/// Sends a bodiless error response, then closes gracefully: FIN first, and the
+/// client's unread bytes drained for a moment, so that closing with data still
+/// unread (which sends a RST) doesn't destroy the response before it is read.
 async fn send_status(stream: &mut TcpStream, status: u16) {
     let mut out = [0u8; 256];
     if let Ok(n) = handshake::write_error_response(status, &mut out) {
@@ -196,6 +199,17 @@ async fn send_status(stream: &mut TcpStream, status: u16) {
         })
         .await;
     }
+    let _ = timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => left = left.saturating_sub(k),
+            }
+        }
+    })
+    .await;
 }
 
 fn origin_allowed(cfg: &ServerConfig, origin: Option<&str>) -> bool {
@@ -392,6 +406,11 @@ async fn run_connection(
     let mut close_deadline: Option<Instant> = None;
     let mut ended_with: Option<u16> = None;
     let log_messages = tracing::enabled!(Level::INFO);
+    let timer = tokio::time::sleep_until(next_wake(last_rx, false, None, protocol, cfg));
+    tokio::pin!(timer);
+    // Registered once per connection, not once per read.
+    let cancelled = shared.shutdown.cancelled();
+    tokio::pin!(cancelled);
     buf.reserve(READ_BUF.saturating_sub(buf.len()));
 
     loop {
@@ -486,14 +505,13 @@ async fn run_connection(
             return ended_with;
         }
 
-        // 3. Wait for input, a timer, or shutdown.
-        let ping_at = last_rx + cfg.ping_interval;
-        let idle_at = last_rx + cfg.idle_timeout;
-        let wake = match close_deadline {
-            Some(d) => d,
-            None if protocol == Protocol::Rfc6455 && !pinged => ping_at.min(idle_at),
-            None => idle_at,
-        };
+        // 3. Wait for input, a timer, or shutdown. The timer is moved only when
+        // it must fire earlier; a late one just re-arms when it fires, so a busy
+        // connection doesn't touch the timer wheel on every read.
+        let wake = next_wake(last_rx, pinged, close_deadline, protocol, cfg);
+        if wake < timer.deadline() {
+            timer.as_mut().reset(wake);
+        }
         if buf.capacity() < READ_BUF {
             buf.reserve(READ_BUF);
         }
@@ -505,32 +523,53 @@ async fn run_connection(
                     pinged = false;
                 }
             },
-            _ = sleep_until(wake) => {
+            _ = &mut timer => {
                 let now = Instant::now();
                 if close_deadline.is_some_and(|d| now >= d) {
                     return ended_with;
                 }
-                if now >= idle_at {
+                if close_deadline.is_none() && now >= last_rx + cfg.idle_timeout {
                     debug!("{peer}: idle for {:?}", cfg.idle_timeout);
                     if queue_close(&mut conn, close_code::GOING_AWAY, "idle timeout", &mut out) {
                         ended_with = Some(close_code::GOING_AWAY);
                     }
                     close_deadline = Some(now + cfg.close_timeout);
-                } else if now >= ping_at && !pinged {
+                } else if protocol == Protocol::Rfc6455 && !pinged && now >= last_rx + cfg.ping_interval {
                     let mut ping = [0u8; 16];
                     if let Ok(n) = conn.tx.ping(b"", &mut ping, &mut NoRng) {
                         out.extend_from_slice(&ping[..n]);
                     }
                     pinged = true;
                 }
+                let wake = next_wake(last_rx, pinged, close_deadline, protocol, cfg);
+                timer.as_mut().reset(wake.max(now + Duration::from_millis(1)));
             }
-            _ = shared.shutdown.cancelled(), if close_deadline.is_none() => {
+            _ = &mut cancelled, if close_deadline.is_none() => {
                 if queue_close(&mut conn, close_code::GOING_AWAY, "server shutting down", &mut out) {
                     ended_with = Some(close_code::GOING_AWAY);
                 }
                 close_deadline = Some(Instant::now() + cfg.close_timeout);
             }
         }
+    }
+}
+
+/// When the connection's timer must next look: the close deadline, else the
+/// ping (RFC 6455, once per quiet spell) or idle time.
+fn next_wake(
+    last_rx: Instant,
+    pinged: bool,
+    close_deadline: Option<Instant>,
+    protocol: Protocol,
+    cfg: &ServerConfig,
+) -> Instant {
+    let idle_at = last_rx + cfg.idle_timeout;
+    match close_deadline {
+        Some(d) => d,
+        None if protocol == Protocol::Rfc6455 && !pinged => {
+            (last_rx + cfg.ping_interval).min(idle_at)
+        }
+        None => idle_at,
     }
 }
 
