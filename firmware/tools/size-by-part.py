@@ -7,7 +7,9 @@
 inlined across crates still counts for the crate whose source it is; lines from
 generic `core` code go to the function they were inlined into. .rodata and RAM
 are attributed by symbol where the symbol is named; anonymous constants (strings,
-jump tables, panic locations) are listed as such.
+jump tables, panic locations) are listed as such. Generic `core` code inlined
+into a function counts for the source lines around it (the last non-core line
+before it in that function), so the split is an estimate to a few hundred bytes.
 """
 import bisect, re, subprocess, sys
 from collections import defaultdict
@@ -105,13 +107,22 @@ def main():
     covered = 0
     rows.sort()
     done = text_start
+    last_func, last_part = None, None
     for a, b, f in rows:
         a, b = max(a, text_start, done), min(b, text_start + text_size)
         if b <= a:
             continue
+        func = func_at(a)
+        if func != last_func:
+            last_func, last_part = func, None
         p = part_of(f)
         if p is None or p.startswith("core"):
-            p = part_of(func_at(a)) or p or "other"
+            # Generic core code (slices, options, integers) inlined somewhere counts
+            # for the code around it: the last non-core line in the same function,
+            # else the function's own crate.
+            p = last_part or part_of(func) or p or "other"
+        else:
+            last_part = p
         text[p] += b - a
         covered += b - a
         done = b
@@ -146,11 +157,16 @@ def main():
              sections.get(".data", (0, 0))[0]))
     ram_total = sections.get(".data", (0, 0))[0] + sections.get(".bss", (0, 0))[0] + sections.get(".uninit", (0, 0))[0]
     print("static RAM %d bytes (data + bss + uninit); add the stack high-water mark printed at exit" % ram_total)
-    for title, table in (("text by part", text), ("rodata by part", rodata), ("static RAM by part", ram)):
+    statics = sorted(
+        ((s, n) for a, s, t, n in syms if t in "dDbB" and s >= 32), reverse=True)
+    for title, table in (("text by part", text), ("rodata by part", rodata)):
         print("\n%s:" % title)
         for k, v in sorted(table.items(), key=lambda kv: -kv[1]):
             if v:
                 print("  %7d  %s" % (v, k))
+    print("\nstatic RAM, statics of 32 bytes or more:")
+    for size, name in statics:
+        print("  %7d  %s" % (size, name))
 
 
 if __name__ == "__main__":

@@ -244,3 +244,19 @@ fn board_answers_ping_on_a_socket_network_with_a_static_address() {
         );
     }
 }
+
+#[test]
+fn hixie76_echo_mode_streams_messages_back_until_the_server_closes() {
+    let (peer, port) = server("fw-echo-hixie76", &["--drive"]);
+    let run = boot(
+        &["--url", &url(port), "--proto", "hixie76", "--echo"],
+        None,
+        60,
+    );
+    assert_status(&run, &peer, 0);
+    run.assert_printed("echoed 3 messages; closed");
+    let log = peer.log_tail(40);
+    assert!(log.contains("echo of 3000 bytes: ok"), "{log}");
+    assert!(log.contains("close answer b'\\xff\\x00'"), "{log}");
+    assert!(log.contains("drive ok"), "{log}");
+}

@@ -296,7 +296,7 @@ pub fn autobahn(net: &mut Net, config: &Config) -> ExitCode {
 }
 
 /// The `agent` name the firmware reports to the Autobahn server.
-const AGENT: &str = "lm3s6965-firmware";
+const AGENT: &str = "firmware";
 
 /// `/getCaseCount`: the server sends the count as one text message, then closes.
 fn autobahn_case_count(

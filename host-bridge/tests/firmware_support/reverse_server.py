@@ -7,10 +7,10 @@ tornado server. Standard library only.
 
 Listens on 127.0.0.1:PORT and serves until killed. With --bad-handshake the answer
 to the opening handshake is wrong (Sec-WebSocket-Accept / the hixie-76 MD5
-challenge answer). With --drive (RFC 6455) the server talks first, for the
+challenge answer). With --drive the server talks first, for the
 firmware's --echo mode: it sends a few messages (text, 3000 bytes of binary, a
-fragmented text with a ping in between), checks each comes back unchanged, closes,
-and prints "drive ok" or "drive FAILED".
+fragmented text with a ping in between; hixie-76: three texts), checks each comes
+back unchanged, closes, and prints "drive ok" or "drive FAILED".
 """
 import base64, hashlib, socket, struct, sys, threading
 
@@ -159,6 +159,27 @@ def serve_drive(conn, buf):
     print("drive ok" if ok else "drive FAILED", flush=True)
 
 
+def serve_hixie_drive(conn, buf):
+    cases = ["hello \u00e9\U0001f642", "".join(chr(0x61 + i % 26) for i in range(3000)), ""]
+    ok = True
+    for text in cases:
+        conn.sendall(b"\x00" + text.encode() + b"\xff")
+        while b"\xff" not in buf:
+            buf += recv_exact(conn, 1)
+        end = buf.index(b"\xff")
+        got, buf = buf[1:end], buf[end + 1:]
+        match = got == text.encode()
+        print("echo of %d bytes: %s" % (len(text.encode()), "ok" if match else "WRONG"), flush=True)
+        ok = ok and match
+    conn.sendall(b"\xff\x00")
+    try:
+        answer = buf[:2] if len(buf) >= 2 else buf + recv_exact(conn, 2 - len(buf))
+    except EOFError:
+        answer = b"(eof)"
+    print("close answer %r" % answer, flush=True)
+    print("drive ok" if ok else "drive FAILED", flush=True)
+
+
 def serve_hixie(conn, buf):
     while True:
         while not buf:
@@ -218,7 +239,7 @@ def handle(conn):
                           "Connection: Upgrade\r\nSec-WebSocket-Origin: %s\r\n"
                           "Sec-WebSocket-Location: %s\r\n\r\n" % (headers.get("origin", "null"), location)
                           ).encode() + answer)
-            serve_hixie(conn, buf)
+            (serve_hixie_drive if DRIVE else serve_hixie)(conn, buf)
     except (EOFError, ConnectionError, UnicodeDecodeError) as e:
         print("connection ended: %r" % e, flush=True)
     finally:
