@@ -218,16 +218,47 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-/// Resolves on Ctrl-C, SIGTERM or SIGHUP.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut hup = signal(SignalKind::hangup()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
-        _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP, caught from the moment this is made
+/// (before any namespace exists), so that none of them can kill the process
+/// without its cleanup.
+struct StopSignals(Vec<tokio::signal::unix::Signal>);
+
+impl StopSignals {
+    fn new() -> Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let kinds = [
+            SignalKind::interrupt(),
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+        ];
+        let sigs = kinds
+            .into_iter()
+            .map(signal)
+            .collect::<std::io::Result<Vec<_>>>();
+        Ok(StopSignals(sigs.context("install signal handlers")?))
     }
+
+    /// Resolves when one of them arrives.
+    async fn recv(&mut self) {
+        let waits = self.0.iter_mut().map(|s| Box::pin(s.recv()));
+        let _ = futures_select_all(waits).await;
+    }
+}
+
+/// The first of several futures to finish (a tiny `select_all`).
+async fn futures_select_all<F: std::future::Future + Unpin>(
+    futs: impl Iterator<Item = F>,
+) -> F::Output {
+    let mut futs: Vec<F> = futs.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futs.iter_mut() {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 fn main() -> ExitCode {
@@ -260,6 +291,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<u8> {
+    let mut signals = StopSignals::new()?;
     match cli.cmd {
         Cmd::Serve { listen, server } => {
             let cfg = server.config()?;
@@ -268,7 +300,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 .with_context(|| format!("listen on {listen}"))?;
             let stop = CancellationToken::new();
             let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
-            stop_signal().await;
+            signals.recv().await;
             tracing::info!("stopping: closing connections with 1001");
             stop.cancel();
             srv.await.context("server task")??;
@@ -289,7 +321,7 @@ async fn run(cli: Cli) -> Result<u8> {
             println!("server=ws://{}:{port}{}", bridge.host_ip, server.path);
             println!("FIRMWARE_NET={}", br.qemu_net_options("52:54:00:12:34:56"));
             println!("ready");
-            stop_signal().await;
+            signals.recv().await;
             stop.cancel();
             let served = srv.await.context("server task")?;
             let stats = br.shutdown().await?;
@@ -371,7 +403,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let mut qemu = Qemu::spawn(&run)?;
             let status = tokio::select! {
                 s = qemu.wait() => s?,
-                _ = stop_signal() => {
+                _ = signals.recv() => {
                     tracing::info!("stopping QEMU");
                     qemu.stop(Duration::from_secs(3)).await?
                 }

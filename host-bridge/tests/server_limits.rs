@@ -363,3 +363,64 @@ fn logs_what_the_tutorial_server_prints_and_quiet_silences_it() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn random_garbage_before_and_after_the_handshake_never_hurts_the_server() {
+    let srv = TestServer::start(ServerConfig {
+        handshake_timeout: Duration::from_secs(1),
+        max_message: 64 * 1024,
+        ..ServerConfig::default()
+    });
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let addr = srv.addr;
+            let seeds: Vec<u64> = (0..40).map(|_| rand()).collect();
+            std::thread::spawn(move || {
+                for (i, s0) in seeds.into_iter().enumerate() {
+                    let mut x = s0 | 1;
+                    let len = (x % 3000) as usize;
+                    let junk: Vec<u8> = (0..len)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            x as u8
+                        })
+                        .collect();
+                    let mut s = connect(addr);
+                    s.set_read_timeout(Some(Duration::from_secs(5)))
+                        .expect("timeout");
+                    if (i + t) % 2 == 0 {
+                        // Garbage instead of a request head (sometimes with a head end).
+                        let _ = s.write_all(&junk);
+                        let _ = s.write_all(b"\r\n\r\n");
+                    } else {
+                        // A valid handshake, then garbage frames.
+                        let (status, _, _) = http(&mut s, &upgrade_request("/ws", ""));
+                        assert_eq!(status, 101);
+                        let _ = s.write_all(&junk);
+                    }
+                    let mut sink = Vec::new();
+                    let _ = s.read_to_end(&mut sink);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    // Still answering, correctly.
+    let (mut s, mut pending) = ws_connect(srv.addr);
+    s.write_all(&frame(0x1, b"still here")).expect("write");
+    assert_eq!(
+        read_frame(&mut s, &mut pending),
+        Some((0x1, b"ereh llits".to_vec()))
+    );
+}
