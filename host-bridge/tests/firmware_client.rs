@@ -260,3 +260,16 @@ fn hixie76_echo_mode_streams_messages_back_until_the_server_closes() {
     assert!(log.contains("close answer b'\\xff\\x00'"), "{log}");
     assert!(log.contains("drive ok"), "{log}");
 }
+
+#[test]
+fn echo_that_is_not_reversed_is_a_mismatch_with_exit_6() {
+    let (peer, port) = server("fw-no-reverse", &["--no-reverse"]);
+    let run = boot(&["--url", &url(port), "--timeout-ms", "3000"], None, 60);
+    assert_status(&run, &peer, 6);
+    // Messages 1 and 2 (empty, one byte) read the same both ways; 3 does not.
+    run.assert_printed("received 2 after ");
+    run.assert_printed("MISMATCH 3 after ");
+    run.assert_printed("reply: text 125 bytes \"0123456789");
+    run.assert_printed("is not the reverse of the 125 bytes sent");
+    run.assert_printed("error: echo mismatch");
+}

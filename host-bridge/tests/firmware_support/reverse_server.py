@@ -3,11 +3,12 @@
 end-to-end tests: replies to every message with message[::-1], like the tutorial's
 tornado server. Standard library only.
 
-    reverse_server.py PORT [--bad-handshake | --drive]
+    reverse_server.py PORT [--bad-handshake | --drive | --no-reverse]
 
 Listens on 127.0.0.1:PORT and serves until killed. With --bad-handshake the answer
 to the opening handshake is wrong (Sec-WebSocket-Accept / the hixie-76 MD5
-challenge answer). With --drive the server talks first, for the
+challenge answer). With --no-reverse (RFC 6455) it echoes messages unchanged.
+With --drive the server talks first, for the
 firmware's --echo mode: it sends a few messages (text, 3000 bytes of binary, a
 fragmented text with a ping in between; hixie-76: three texts), checks each comes
 back unchanged, closes, and prints "drive ok" or "drive FAILED".
@@ -17,6 +18,8 @@ import base64, hashlib, socket, struct, sys, threading
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 BAD = "--bad-handshake" in sys.argv
 DRIVE = "--drive" in sys.argv
+# Echo unchanged instead of reversed (a server the firmware must catch out).
+SAME = "--no-reverse" in sys.argv
 
 
 def recv_exact(conn, n):
@@ -76,7 +79,9 @@ def serve_rfc(conn, buf):
         message += bytes(payload)
         if not fin:
             continue
-        if kind == 1:
+        if SAME:
+            reply = message
+        elif kind == 1:
             reply = message.decode("utf-8")[::-1].encode("utf-8")
         else:
             reply = message[::-1]
