@@ -68,9 +68,10 @@ impl Bridge {
     pub fn start(cfg: BridgeConfig) -> Result<Bridge> {
         for stale in netns::reap_stale(NS_PREFIX) {
             tracing::info!("removed namespace {stale} left by a process that no longer runs");
+            let _ = std::fs::remove_dir_all(sock_dir(&stale));
         }
         let ns = Netns::create(NS_PREFIX)?;
-        let dir = SockDir(std::env::temp_dir().join(format!("host-bridge-{}", ns.name())));
+        let dir = SockDir(sock_dir(ns.name()));
         std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
         // IPv4 only on this wire: no IPv6 router/neighbour chatter to the guest
         // or in the pcap (best effort: the kernel may lack IPv6).
@@ -156,6 +157,11 @@ impl Bridge {
         drop(self);
         Ok(stats)
     }
+}
+
+/// The directory of the unix sockets of namespace `ns`.
+fn sock_dir(ns: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("host-bridge-{ns}"))
 }
 
 /// QEMU 7.2 options joining the board's Stellaris NIC to a dgram unix socket pair.
