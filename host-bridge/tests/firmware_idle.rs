@@ -39,7 +39,12 @@ fn waiting_for_a_silent_server_sleeps_then_times_out_with_exit_4() {
     let run = boot(&["--url", &url, "--timeout-ms", "4000"], None, 60);
     let wall = start.elapsed().as_secs_f64();
     let cpu = children_cpu_seconds() - cpu_before;
-    assert_eq!(run.status, Some(4), "{run}\n--- server\n{}", silent.log_tail(10));
+    assert_eq!(
+        run.status,
+        Some(4),
+        "{run}\n--- server\n{}",
+        silent.log_tail(10)
+    );
     run.assert_printed("error: timeout: waiting for the handshake response (4000 ms)");
     assert!(wall >= 4.0, "the firmware gave up early: {wall:.2} s");
     assert!(

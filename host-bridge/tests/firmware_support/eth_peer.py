@@ -3,16 +3,20 @@
 `-nic socket,connect=127.0.0.1:PORT` (each frame prefixed by its 4-byte big-endian
 length). Standard library only.
 
-    eth_peer.py PORT PEER_IP FIRMWARE_IP
+    eth_peer.py PORT PEER_IP FIRMWARE_IP [--oversize]
 
 Plays a host at PEER_IP (MAC 02:00:00:00:00:01): answers ARP and ICMP echo
 requests, and as soon as the firmware shows up (its first ARP request), pings
 FIRMWARE_IP itself, printing "echo reply from FIRMWARE_IP seq N" for each answer.
+With --oversize it first sends the board a 2100-byte frame, more than the
+Stellaris receive FIFO holds: QEMU reports it as a FIFO overrun (FOV), which the
+driver must count and recover from.
 """
 import socket, struct, sys
 
 PORT, PEER_IP, FW_IP = int(sys.argv[1]), socket.inet_aton(sys.argv[2]), socket.inet_aton(sys.argv[3])
 PEER_MAC = bytes.fromhex("020000000001")
+OVERSIZE = "--oversize" in sys.argv
 
 
 def checksum(data):
@@ -81,6 +85,9 @@ def main():
                     print("answered ARP from %s" % socket.inet_ntoa(spa), flush=True)
                     if not pinged:
                         pinged = True
+                        if OVERSIZE:
+                            send(sha + PEER_MAC + b"\x88\xb5" + bytes(2100 - 14))
+                            print("sent a 2100-byte frame", flush=True)
                         ping_firmware()
             elif ethertype == b"\x08\x00":
                 ip = frame[14:]
