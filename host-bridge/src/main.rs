@@ -30,9 +30,10 @@ struct Cli {
     /// overrides it.
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
-    /// Worker threads of the async runtime (1: a single-threaded runtime).
-    #[arg(long, global = true, default_value_t = default_threads())]
-    threads: usize,
+    /// Worker threads of the async runtime (1: a single-threaded runtime;
+    /// default: one per CPU).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -264,13 +265,14 @@ async fn futures_select_all<F: std::future::Future + Unpin>(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let rt = if cli.threads <= 1 {
+    let threads = cli.threads.unwrap_or_else(default_threads);
+    let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
+            .worker_threads(threads)
             .enable_all()
             .build()
     };
