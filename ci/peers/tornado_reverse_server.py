@@ -5,7 +5,10 @@ Same behaviour as the tutorial's Python 2 code: path /ws, any Origin accepted, e
 message printed on arrival and sent back reversed (``message[::-1]``, so by code point).
 Changes: Python 3 print(), ``--port`` instead of the hard-coded 8000, ``--quiet`` to skip
 the per-message prints (a benchmark would otherwise measure the terminal), ``--address``
-to listen on one address only, and ``IOLoop.current()`` (``instance()`` is deprecated).
+to choose the listen address (127.0.0.1 by default, not every interface), ``IOLoop.current()``
+(``instance()`` is deprecated), and a binary message goes back as a binary frame: under
+Python 3 tornado hands binary messages over as ``bytes``, and ``write_message(bytes)`` would
+send them in a text frame that no longer holds UTF-8 (a protocol error for any client).
 
     target/ci-venv/bin/python ci/peers/tornado_reverse_server.py --port 8000
 """
@@ -33,7 +36,7 @@ class WSHandler(tornado.websocket.WebSocketHandler):
         say("message received: %s" % message)
         # Reverse Message and send it back
         say("sending back message: %s" % message[::-1])
-        self.write_message(message[::-1])
+        self.write_message(message[::-1], binary=isinstance(message, bytes))
 
     def on_close(self):
         say("connection closed")
@@ -51,7 +54,7 @@ def main():
     global QUIET
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--address", default="", help="listen address (default: all)")
+    parser.add_argument("--address", default="127.0.0.1", help="listen address ('' for all)")
     parser.add_argument("--quiet", action="store_true", help="no per-message prints")
     args = parser.parse_args()
     QUIET = args.quiet
