@@ -25,7 +25,11 @@ pub struct GridRun {
 pub struct GridData {
     pub started_utc: String,
     pub host: String,
+    /// Time limit of a run's measured phase.
     pub secs: f64,
+    /// Messages per run, by size (all connections together; 0 = time-limited only).
+    #[serde(default)]
+    pub messages: Vec<(usize, u64)>,
     pub reps: usize,
     pub threads: usize,
     pub conns: Vec<usize>,
@@ -42,9 +46,16 @@ pub struct GridData {
 pub struct GridConfig {
     pub conns: Vec<usize>,
     pub sizes: Vec<usize>,
+    /// Messages per run (all connections); `None`: [`default_messages`].
+    pub messages: Option<u64>,
     pub secs: f64,
     pub reps: usize,
     pub threads: usize,
+}
+
+/// Messages per run for size `s`: 30000, or fewer for big messages (200 MB a run).
+pub fn default_messages(s: usize) -> u64 {
+    (200_000_000 / s.max(1) as u64).clamp(1000, 30_000)
 }
 
 /// A message with 1-, 2-, 3- and 4-byte UTF-8 characters: reversed by character,
@@ -58,6 +69,11 @@ pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
         started_utc: crate::utc_now(),
         host: crate::host_summary(),
         secs: cfg.secs,
+        messages: cfg
+            .sizes
+            .iter()
+            .map(|&s| (s, cfg.messages.unwrap_or_else(|| default_messages(s))))
+            .collect(),
         reps: cfg.reps,
         threads: cfg.threads,
         conns: cfg.conns.clone(),
@@ -110,7 +126,9 @@ pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
                 let spec = &specs[(k + rep + i) % n];
                 done += 1;
                 let log = log_dir.join(format!("{}.log", spec.name));
-                let outcome = measure(spec, &log, conns, size, cfg.secs);
+                let budget = cfg.messages.unwrap_or_else(|| default_messages(size));
+                let per_conn = (budget > 0).then(|| budget.div_ceil(conns as u64));
+                let outcome = measure(spec, &log, conns, size, cfg.secs, per_conn);
                 match &outcome {
                     Ok(r) => eprintln!(
                         "bench: [{done}/{total}] rep {rep} C={conns} S={size} {:<17} {:>9.0} msg/s {:>9.0} msg/CPU-s p50 {:>7.0} us p99 {:>7.0} us rss {:>6} KiB client CPU {:.2}",
@@ -144,6 +162,7 @@ fn measure(
     conns: usize,
     size: usize,
     secs: f64,
+    per_conn: Option<u64>,
 ) -> Result<LoadResult> {
     let srv = servers::start(spec, log)?;
     let cfg = LoadConfig {
@@ -151,7 +170,7 @@ fn measure(
         conns,
         size,
         duration: Duration::from_secs_f64(secs),
-        max_msgs: None,
+        max_msgs: per_conn,
         server_pid: Some(srv.pid()),
     };
     let r = load::run(&cfg);

@@ -125,6 +125,27 @@ fn stamp(buf: &mut [u8], seq: u64) {
     }
 }
 
+/// Tells the CPU sampler when the last connection has had its last reply, so that
+/// the phase ends then (not after the closing handshakes) when every connection
+/// sent its M messages before the time limit.
+#[derive(Clone)]
+struct PhaseEnd {
+    remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tx: std::sync::mpsc::Sender<Instant>,
+}
+
+impl PhaseEnd {
+    fn one_done(&self) {
+        if self
+            .remaining
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            let _ = self.tx.send(Instant::now());
+        }
+    }
+}
+
 struct ConnOutcome {
     latencies_us: Vec<u32>,
 }
@@ -136,6 +157,7 @@ async fn drive(
     start: tokio::sync::watch::Receiver<Option<Instant>>,
     deadline_after: Duration,
     max_msgs: Option<u64>,
+    finished: PhaseEnd,
 ) -> Result<ConnOutcome> {
     let mut start = start;
     let t0 = loop {
@@ -176,6 +198,7 @@ async fn drive(
         }
         seq += 1;
     }
+    finished.one_done();
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
     Ok(ConnOutcome { latencies_us })
 }
@@ -208,6 +231,11 @@ async fn run_async(cfg: &LoadConfig) -> Result<LoadResult> {
     }
 
     let (start_tx, start_rx) = tokio::sync::watch::channel(None);
+    let (end_tx, end_rx) = std::sync::mpsc::channel();
+    let finished = PhaseEnd {
+        remaining: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(sockets.len())),
+        tx: end_tx,
+    };
     let mut set = tokio::task::JoinSet::new();
     for (i, ws) in sockets.into_iter().enumerate() {
         set.spawn(drive(
@@ -217,19 +245,22 @@ async fn run_async(cfg: &LoadConfig) -> Result<LoadResult> {
             start_rx.clone(),
             cfg.duration,
             cfg.max_msgs,
+            finished.clone(),
         ));
     }
 
+    drop(finished);
     // The measured phase starts now; a plain thread samples the server's CPU time at
-    // its end, on time even while this runtime's only thread is busy.
+    // its end (the last reply, or the time limit), on time even while this
+    // runtime's only thread is busy.
     let pid = cfg.server_pid;
     let cpu0 = pid.map(procfs::cpu_seconds).transpose()?;
     let client0 = procfs::thread_cpu_seconds();
     let t0 = Instant::now();
     let duration = cfg.duration;
     let sampler = std::thread::spawn(move || {
-        std::thread::sleep(duration);
-        pid.map(procfs::cpu_seconds)
+        let end = end_rx.recv_timeout(duration).unwrap_or(t0 + duration);
+        (end, pid.map(procfs::cpu_seconds))
     });
     start_tx.send(Some(t0))?;
 
@@ -243,13 +274,13 @@ async fn run_async(cfg: &LoadConfig) -> Result<LoadResult> {
             }
         }
     }
-    // With a per-connection cap (M) the phase can end before `duration`.
-    let secs = t0.elapsed().as_secs_f64().min(cfg.duration.as_secs_f64());
     let client_cpu_s = procfs::thread_cpu_seconds() - client0;
-    let cpu1 = sampler
+    let (end, cpu1) = sampler
         .join()
-        .map_err(|_| anyhow::anyhow!("sampler panicked"))?
-        .transpose()?;
+        .map_err(|_| anyhow::anyhow!("sampler panicked"))?;
+    let cpu1 = cpu1.transpose()?;
+    // With a per-connection cap (M) the phase can end before `duration`.
+    let secs = end.saturating_duration_since(t0).as_secs_f64().max(1e-6);
     if let Some(e) = first_err {
         return Err(e);
     }

@@ -51,8 +51,14 @@ struct GridArgs {
     /// Message sizes in bytes.
     #[arg(long, value_delimiter = ',', default_values_t = [16, 1024, 65536])]
     sizes: Vec<usize>,
-    /// Measured phase of each run, seconds.
-    #[arg(long, default_value_t = 3.0)]
+    /// Messages per run, all connections together (each sends total/C); 0: as many
+    /// as fit in --secs. Default: min(30000, 200 MB / S), so that the slowest server
+    /// takes a few seconds per run.
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Time limit of each run's measured phase, seconds (the phase also ends when
+    /// every connection has sent its messages).
+    #[arg(long, default_value_t = 10.0)]
     secs: f64,
     /// Runs of each (server, cell); medians are of these.
     #[arg(long, default_value_t = 3)]
@@ -210,6 +216,7 @@ fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
     let cfg = grid::GridConfig {
         conns: g.conns.clone(),
         sizes: g.sizes.clone(),
+        messages: g.messages,
         secs: g.secs,
         reps: g.reps,
         threads: g.threads,

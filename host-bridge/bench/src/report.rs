@@ -373,8 +373,11 @@ pub fn write(out: &Path) -> Result<()> {
          runtime (one core) and tokio-tungstenite's client, an implementation independent of ours. \
          It opens C connections (64 handshakes at a time), then each connection sends a text \
          message of S bytes (printable ASCII, a per-message counter in front), waits for the \
-         reply and checks that it is the message reversed, and repeats until the measured phase \
-         ends. Only round trips completed inside the phase count. Latency is per round trip; \
+         reply and checks that it is the message reversed, and repeats: M messages per \
+         connection (N per run in all, so every server does the same work; a fixed time \
+         window instead would leave up to C large messages half-served at its end, a bias of \
+         tens of percent at C=512, S=64 KiB). The measured phase runs from the moment every \
+         connection is open to the last reply (or the time limit). Latency is per round trip; \
          p50/p99 over all connections.\n\
          * **Server CPU**: utime+stime of `/proc/PID/stat` at the start and the end of the phase \
          (10 ms ticks); **messages per CPU-second** = messages / that time, the fair figure when \
@@ -425,9 +428,23 @@ fn missing(g: &GridData, want: &[&str]) -> String {
 fn grid_section(md: &mut String, g: &GridData) -> Result<()> {
     writeln!(
         md,
-        "Run {} on {}. Each run: {} s measured phase; {} runs per server and cell, servers \
-         alternating; Rust servers with {} worker thread(s).\n",
-        g.started_utc, g.host, g.secs, g.reps, g.threads
+        "Run {} on {}. Each run: every connection sends M = N / C messages, N by size: {} \
+         (the phase ends at the last reply, or after {} s); {} runs per server and cell, \
+         servers alternating cell by cell; Rust servers with {} worker thread(s).\n",
+        g.started_utc,
+        g.host,
+        if g.messages.is_empty() {
+            "–".to_string()
+        } else {
+            g.messages
+                .iter()
+                .map(|(s, n)| format!("{} → N = {n}", size_label(*s)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        g.secs,
+        g.reps,
+        g.threads
     )?;
     for (name, why) in &g.skipped {
         writeln!(md, "* **{name} not measured**: {why}")?;
