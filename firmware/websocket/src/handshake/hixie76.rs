@@ -233,7 +233,8 @@ impl Client {
     /// Parses and checks the response: `HTTP/1.1 101` status line, `Upgrade:
     /// WebSocket`, `Connection: Upgrade`, `Sec-WebSocket-Origin` equal to
     /// the Origin sent, `Sec-WebSocket-Location` equal to `ws://host/path`,
-    /// `Sec-WebSocket-Protocol` equal to the one sent (if any), and the 16
+    /// `Sec-WebSocket-Protocol` equal to the one sent (if one was sent; without
+    /// one, any answered protocol is accepted and returned), and the 16
     /// challenge bytes after the header block.
     pub fn parse_response<'a>(
         &self,
@@ -274,9 +275,14 @@ impl Client {
         if !ok {
             return Err(Error::BadLocation);
         }
+        // A protocol we asked for must come back unchanged. One we did not ask
+        // for is tolerated: real servers (eventlet) answer `default` to every
+        // request, and the draft gives the client nothing to do with it.
         let protocol = headers.get("Sec-WebSocket-Protocol");
-        if protocol.is_some() && protocol != req.protocols.first().copied() {
-            return Err(Error::BadProtocol);
+        if let Some(offered) = req.protocols.first() {
+            if protocol != Some(*offered) {
+                return Err(Error::BadProtocol);
+            }
         }
         let Some(challenge) = input.get(end..end + 16) else {
             return Ok(Parse::Incomplete);
@@ -534,6 +540,38 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
         assert_eq!(
             response_err("HTTP/1.1 101", "HTTP/1.0 101"),
             Error::BadHttpVersion
+        );
+    }
+
+    #[test]
+    fn unrequested_protocol_is_tolerated_requested_one_is_required() {
+        let client =
+            Client::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U").unwrap();
+        let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
+Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: default\r\n\r\n8jKS'y:G*Co,Wxa-";
+        // eventlet answers `default` though nothing was asked for: accepted.
+        let no_protocol = ClientRequest {
+            protocols: &[],
+            ..REQ
+        };
+        match client.parse_response(&no_protocol, resp.as_bytes(), 512) {
+            Ok(Parse::Done { value, .. }) => assert_eq!(value.protocol, Some("default")),
+            other => panic!("{other:?}"),
+        }
+        // Asked for `sample`, got something else or nothing: refused.
+        assert_eq!(
+            client
+                .parse_response(&REQ, resp.as_bytes(), 512)
+                .unwrap_err(),
+            Error::BadProtocol
+        );
+        let none = resp.replace("Sec-WebSocket-Protocol: default\r\n", "");
+        assert_eq!(
+            client
+                .parse_response(&REQ, none.as_bytes(), 512)
+                .unwrap_err(),
+            Error::BadProtocol
         );
     }
 
