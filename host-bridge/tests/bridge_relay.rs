@@ -61,6 +61,7 @@ impl Rig {
         ));
         // The stand-in guest: its own namespace and tap, relayed to the bridge's
         // socket exactly as QEMU's dgram netdev would.
+        netns::reap_stale("hbtest"); // left by a killed earlier run, if any
         let guest = Netns::create("hbtest").expect("guest namespace");
         let tap = netns::open_tap(&guest, "guest0").expect("guest tap");
         guest
