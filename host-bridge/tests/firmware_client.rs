@@ -312,3 +312,26 @@ fn receive_fifo_overrun_is_counted_and_recovered_from() {
     run.assert_printed("ping 192.168.77.1: seq 2 time ");
     run.assert_printed("overruns 1, rx errors 0, tx errors 0, fifo resets 1");
 }
+
+#[test]
+fn duplicate_echo_is_caught_with_exit_6() {
+    let (peer, port) = server("fw-twice", &["--twice"]);
+    // One message: its echo matches, the duplicate arrives during the close.
+    let run = boot(
+        &[
+            "--url",
+            &url(port),
+            "--count",
+            "1",
+            "--message",
+            "abc",
+            "--timeout-ms",
+            "3000",
+        ],
+        None,
+        60,
+    );
+    assert_status(&run, &peer, 6);
+    run.assert_printed("received 1 after ");
+    run.assert_printed("error: echo mismatch: a message arrived after the last echo");
+}

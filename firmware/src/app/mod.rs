@@ -100,7 +100,7 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
             }
         }
         log(Line::new().s("all ").u(config.count).s(" echoes matched"));
-        s.close()
+        s.close(true)
     });
     outcome(result, config.timeout_ms)
 }
@@ -323,7 +323,7 @@ fn autobahn_case_count(
             _ => {}
         }
     }
-    let _ = s.close();
+    let _ = s.close(false);
     s.net.tcp().abort();
     Ok(count)
 }

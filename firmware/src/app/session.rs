@@ -40,6 +40,8 @@ pub enum Failure {
     Unexpected(&'static str),
     /// A reply was not the expected one (already logged) — exit 6.
     Mismatch,
+    /// A data message came when none was due (a duplicate echo) — exit 6.
+    Extra,
 }
 
 impl Failure {
@@ -49,7 +51,7 @@ impl Failure {
             Failure::Handshake(_) | Failure::Protocol(_) | Failure::Unexpected(_) => {
                 ExitCode::Protocol
             }
-            Failure::Mismatch => ExitCode::Mismatch,
+            Failure::Mismatch | Failure::Extra => ExitCode::Mismatch,
         }
     }
 
@@ -64,6 +66,7 @@ impl Failure {
             Failure::Protocol(e) => line.s("protocol error: ").s(e.as_str()),
             Failure::Unexpected(what) => line.s(what),
             Failure::Mismatch => line.s("echo mismatch"),
+            Failure::Extra => line.s("echo mismatch: a message arrived after the last echo"),
         };
         log(&mut line);
     }
@@ -469,8 +472,9 @@ impl<'n> Session<'n> {
 
     /// The closing handshake: our close frame, the server's answer (RFC 6455; a
     /// hixie-76 server may simply close TCP), then TCP closed by the server first
-    /// and by us after. Data messages still arriving are drained.
-    pub fn close(&mut self) -> Result<(), Failure> {
+    /// and by us after. A data message arriving now was not asked for (every echo
+    /// came already): with `strict`, that fails the run.
+    pub fn close(&mut self, strict: bool) -> Result<(), Failure> {
         let n = self
             .conn
             .close(Some(1000), "", &mut self.out, &mut self.net.rng)
@@ -487,7 +491,7 @@ impl<'n> Session<'n> {
                         "server closed TCP without answering the close frame",
                     ));
                 }
-                Ev::Close(_) => {}
+                Ev::Start(..) if strict => return Err(Failure::Extra),
                 _ => {}
             }
         }

@@ -3,11 +3,12 @@
 end-to-end tests: replies to every message with message[::-1], like the tutorial's
 tornado server. Standard library only.
 
-    reverse_server.py PORT [--bad-handshake | --drive | --no-reverse]
+    reverse_server.py PORT [--bad-handshake | --drive | --no-reverse | --twice]
 
 Listens on 127.0.0.1:PORT and serves until killed. With --bad-handshake the answer
 to the opening handshake is wrong (Sec-WebSocket-Accept / the hixie-76 MD5
-challenge answer). With --no-reverse (RFC 6455) it echoes messages unchanged.
+challenge answer). With --no-reverse (RFC 6455) it echoes messages unchanged; with --twice it sends
+every reply twice.
 With --drive the server talks first, for the
 firmware's --echo mode: it sends a few messages (text, 3000 bytes of binary, a
 fragmented text with a ping in between; hixie-76: three texts), checks each comes
@@ -20,6 +21,8 @@ BAD = "--bad-handshake" in sys.argv
 DRIVE = "--drive" in sys.argv
 # Echo unchanged instead of reversed (a server the firmware must catch out).
 SAME = "--no-reverse" in sys.argv
+# Send every reply twice (a server the firmware must catch out).
+TWICE = "--twice" in sys.argv
 
 
 def recv_exact(conn, n):
@@ -93,7 +96,7 @@ def serve_rfc(conn, buf):
         else:
             header = bytes([0x80 | kind, 127]) + struct.pack(">Q", n)
         print("message received: %d bytes, sending back reversed" % len(message), flush=True)
-        conn.sendall(header + reply)
+        conn.sendall((header + reply) * (2 if TWICE else 1))
 
 
 def read_frame(conn, buf):
