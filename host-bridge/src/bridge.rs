@@ -29,6 +29,10 @@ pub struct BridgeConfig {
     pub tap: String,
     /// Impairment, seed, pcap.
     pub relay: RelayConfig,
+    /// Run a DHCP server (dnsmasq, inside the namespace, on the tap only) that
+    /// leases `guest_ip` with `host_ip` as router, instead of relying on the
+    /// guest's static `--ip`.
+    pub dhcp: bool,
 }
 
 impl Default for BridgeConfig {
@@ -39,6 +43,7 @@ impl Default for BridgeConfig {
             prefix: 24,
             tap: "tap0".into(),
             relay: RelayConfig::default(),
+            dhcp: false,
         }
     }
 }
@@ -57,6 +62,8 @@ impl Drop for SockDir {
 /// then the namespace, then the socket directory.
 pub struct Bridge {
     relay: Option<Relay>,
+    /// Held only to be stopped (on drop) before the namespace goes.
+    _dhcp: Option<Dhcp>,
     ns: Netns,
     dir: SockDir,
     cfg: BridgeConfig,
@@ -98,8 +105,14 @@ impl Bridge {
             cfg.tap,
             dir.0.join("qemu.sock").display()
         );
+        let dhcp = if cfg.dhcp {
+            Some(Dhcp::start(&ns, &cfg)?)
+        } else {
+            None
+        };
         Ok(Bridge {
             relay: Some(relay),
+            _dhcp: dhcp,
             ns,
             dir,
             cfg,
@@ -150,12 +163,74 @@ impl Bridge {
 
     /// Stops the relay and removes everything; returns the frame counters.
     pub async fn shutdown(mut self) -> Result<RelayStats> {
+        // DHCP first, while its interface still exists.
+        drop(self._dhcp.take());
         let stats = match self.relay.take() {
             Some(r) => r.stop().await?,
             None => RelayStats::default(),
         };
         drop(self);
         Ok(stats)
+    }
+}
+
+/// dnsmasq as a DHCP-only server inside the namespace; stopped on drop.
+struct Dhcp(std::process::Child);
+
+impl Dhcp {
+    fn start(ns: &Netns, cfg: &BridgeConfig) -> Result<Dhcp> {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(cfg.prefix.min(32)))
+            .unwrap_or(0);
+        let mask = Ipv4Addr::from(mask);
+        let mut cmd = ns.command("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0", // no DNS
+            "--no-resolv",
+            "--no-hosts",
+            "--leasefile-ro",
+            "--bind-interfaces",
+            "--log-facility=-",
+            "--quiet-dhcp",
+            "--no-ping", // don't wait ~3 s probing the address before offering it
+        ])
+        .arg(format!("--interface={}", cfg.tap))
+        .arg(format!(
+            "--dhcp-range={},{},{mask},1h",
+            cfg.guest_ip, cfg.guest_ip
+        ))
+        .arg(format!("--dhcp-option=option:router,{}", cfg.host_ip))
+        .arg("--pid-file=")
+        .stdin(std::process::Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .context("start dnsmasq for --dhcp (package dnsmasq-base)")?;
+        // It fails at once on a bad setup (missing binary inside `ip netns exec`, port 67 taken).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Ok(Some(st)) = child.try_wait() {
+            anyhow::bail!("dnsmasq for --dhcp exited at once ({st}); is dnsmasq-base installed?");
+        }
+        tracing::info!(
+            "DHCP: leasing {} (router {}) on {}",
+            cfg.guest_ip,
+            cfg.host_ip,
+            cfg.tap
+        );
+        Ok(Dhcp(child))
+    }
+}
+
+impl Drop for Dhcp {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = self.0.wait();
     }
 }
 

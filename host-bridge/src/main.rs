@@ -167,7 +167,8 @@ struct BridgeArgs {
     /// The host's (tap's) address inside the namespace.
     #[arg(long, default_value = "192.168.76.1")]
     host_ip: std::net::Ipv4Addr,
-    /// The guest's static address (given to the firmware as --ip; no DHCP on the bridge).
+    /// The guest's address: given to the firmware as `--ip` by `run`, or leased
+    /// to it by DHCP with `--dhcp`.
     #[arg(long, default_value = "192.168.76.2")]
     guest_ip: std::net::Ipv4Addr,
     /// Impairment of both directions, e.g.
@@ -183,6 +184,10 @@ struct BridgeArgs {
     /// Seed of the impairment's random choices (same seed, same choices).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Serve DHCP on the bridge (dnsmasq inside the namespace, leasing only
+    /// --guest-ip, router --host-ip); `run` then passes no `--ip`/`--gateway`.
+    #[arg(long)]
+    dhcp: bool,
     /// Write every frame that crossed the relay to this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
@@ -199,6 +204,7 @@ impl BridgeArgs {
                 to_host: self.impair_to_host.unwrap_or(self.impair),
                 pcap: self.pcap.clone(),
             },
+            dhcp: self.dhcp,
             ..BridgeConfig::default()
         }
     }
@@ -381,7 +387,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 if !has("--url") {
                     args.extend(["--url".into(), format!("ws://{host}:{port}{}", server.path)]);
                 }
-                if use_bridge && !has("--ip") {
+                if use_bridge && !bridge.dhcp && !has("--ip") {
                     args.extend([
                         "--ip".into(),
                         format!("{}/24", bridge.guest_ip),
