@@ -335,3 +335,15 @@ fn duplicate_echo_is_caught_with_exit_6() {
     run.assert_printed("received 1 after ");
     run.assert_printed("error: echo mismatch: a message arrived after the last echo");
 }
+
+/// The tutorial's own tornado server replies to a binary message with a text
+/// frame holding the reversed bytes (not UTF-8): the client reads it as binary.
+#[test]
+fn binary_echoed_in_a_text_frame_is_tolerated() {
+    let (peer, port) = server("fw-binary-as-text", &["--binary-as-text"]);
+    let run = boot(&["--url", &url(port), "--count", "9"], None, 60);
+    assert_status(&run, &peer, 0);
+    run.assert_printed("sent 7: binary 300 bytes");
+    run.assert_printed("tolerated: the binary reply came in a text frame\nreceived 7 after ");
+    run.assert_printed("all 9 echoes matched");
+}

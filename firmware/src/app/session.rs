@@ -283,12 +283,6 @@ impl<'n> Session<'n> {
                 ));
             }
             have += self.net.tcp().recv_slice(&mut self.hs[have..]).unwrap_or(0);
-            if self.protocol == Protocol::Hixie76
-                && subprotocol.is_none()
-                && tolerate::hide_unrequested_protocol(&mut self.hs[..have])
-            {
-                log(Line::new().s("tolerated: a Sec-WebSocket-Protocol the client did not ask for"));
-            }
             let input = &self.hs[..have];
             let parsed = match &client {
                 Client::Rfc(c) => c.parse_response(&req, input, HS_BUF).map(|p| match p {

@@ -3,12 +3,13 @@
 end-to-end tests: replies to every message with message[::-1], like the tutorial's
 tornado server. Standard library only.
 
-    reverse_server.py PORT [--bad-handshake | --drive | --no-reverse | --twice]
+    reverse_server.py PORT [--bad-handshake | --drive | --no-reverse | --twice | --binary-as-text]
 
 Listens on 127.0.0.1:PORT and serves until killed. With --bad-handshake the answer
 to the opening handshake is wrong (Sec-WebSocket-Accept / the hixie-76 MD5
 challenge answer). With --no-reverse (RFC 6455) it echoes messages unchanged; with --twice it sends
-every reply twice.
+every reply twice; with --binary-as-text binary replies go in text frames (like
+the tutorial's tornado server).
 With --drive the server talks first, for the
 firmware's --echo mode: it sends a few messages (text, 3000 bytes of binary, a
 fragmented text with a ping in between; hixie-76: three texts), checks each comes
@@ -21,6 +22,9 @@ BAD = "--bad-handshake" in sys.argv
 DRIVE = "--drive" in sys.argv
 # Echo unchanged instead of reversed (a server the firmware must catch out).
 SAME = "--no-reverse" in sys.argv
+# Reply to binary messages in text frames, as the tutorial's tornado server does
+# (`write_message(message[::-1])` with bytes defaults to a text frame).
+AS_TEXT = "--binary-as-text" in sys.argv
 # Send every reply twice (a server the firmware must catch out).
 TWICE = "--twice" in sys.argv
 
@@ -89,12 +93,13 @@ def serve_rfc(conn, buf):
         else:
             reply = message[::-1]
         n = len(reply)
+        opcode = 1 if AS_TEXT else kind
         if n < 126:
-            header = bytes([0x80 | kind, n])
+            header = bytes([0x80 | opcode, n])
         elif n < 65536:
-            header = bytes([0x80 | kind, 126]) + struct.pack(">H", n)
+            header = bytes([0x80 | opcode, 126]) + struct.pack(">H", n)
         else:
-            header = bytes([0x80 | kind, 127]) + struct.pack(">Q", n)
+            header = bytes([0x80 | opcode, 127]) + struct.pack(">Q", n)
         print("message received: %d bytes, sending back reversed" % len(message), flush=True)
         conn.sendall((header + reply) * (2 if TWICE else 1))
 
