@@ -478,6 +478,10 @@ async fn run_connection(
                         return ended_with;
                     }
                 }
+                if msg.capacity() > 4 * OUT_BATCH {
+                    // Don't hold a big message's memory for the rest of the connection.
+                    msg = Vec::new();
+                }
             }
         }
         buf.clear();
