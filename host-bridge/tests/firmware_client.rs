@@ -3,7 +3,8 @@
 //! the host's 127.0.0.1 at 10.0.2.2), against `firmware_support/reverse_server.py`
 //! (a standard-library reverse-echo server that can also answer the handshake
 //! wrongly, or drive the firmware's `--echo` mode). Every run is bounded by QEMU's
-//! timeout and every firmware wait by `--timeout-ms`.
+//! timeout and every firmware wait by `--timeout-ms`. The plain reverse-echo runs
+//! also go against host-bridge's own server (`serve`).
 
 mod common;
 use common::{boot, free_port, repo_root, Peer, Run};
@@ -346,4 +347,32 @@ fn binary_echoed_in_a_text_frame_is_tolerated() {
     run.assert_printed("sent 7: binary 300 bytes");
     run.assert_printed("tolerated: the binary reply came in a text frame\nreceived 7 after ");
     run.assert_printed("all 9 echoes matched");
+}
+
+/// host-bridge's own reverse-echo server (`serve`), both protocols on one port.
+fn host_bridge_server(name: &str) -> (Peer, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let peer = Peer::spawn(
+        name,
+        env!("CARGO_BIN_EXE_host-bridge"),
+        &["serve", "--listen", &listen],
+        port,
+    );
+    (peer, port)
+}
+
+#[test]
+fn both_protocols_against_host_bridge_serve() {
+    let (peer, port) = host_bridge_server("fw-host-bridge-serve");
+    for proto in ["rfc6455", "hixie76"] {
+        let run = boot(
+            &["--url", &url(port), "--proto", proto, "--count", "9"],
+            None,
+            60,
+        );
+        assert_status(&run, &peer, 0);
+        run.assert_printed("all 9 echoes matched\nclosed\n");
+        assert_footer(&run);
+    }
 }
