@@ -31,6 +31,8 @@ use crate::servers::{self, ServerSpec};
 
 pub struct E2eConfig {
     pub count: u32,
+    /// Runs per network (alternating); figures are medians.
+    pub reps: usize,
     pub icount_msgs: u32,
     pub build: bool,
 }
@@ -48,8 +50,11 @@ pub struct NetRun {
     pub boot_to_first_echo_s: Option<f64>,
     /// QEMU's wall time, start to exit.
     pub qemu_wall_s: Option<f64>,
-    /// Round trips, ms, in order.
+    /// Round trips, ms, in order (all rounds, one after the other).
     pub rtts_ms: Vec<f64>,
+    /// Echoes/s of each round.
+    #[serde(default)]
+    pub rounds_echoes_per_s: Vec<f64>,
     /// The last lines the firmware printed.
     pub firmware_tail: String,
 }
@@ -60,6 +65,9 @@ pub struct E2eData {
     pub host: String,
     pub message: String,
     pub runs: Vec<NetRun>,
+    /// Median over rounds of (QEMU's own tap echoes/s) / (tap bridge echoes/s).
+    #[serde(default)]
+    pub direct_over_bridge: Option<f64>,
     pub insns_per_echo: Option<f64>,
     pub insns_detail: String,
 }
@@ -562,6 +570,39 @@ fn measure_network(
     run
 }
 
+/// One network's rounds as one row: medians of the rounds' figures; every round's
+/// round trips for the distribution; the first failure's reason if none succeeded.
+fn combine(runs: Vec<NetRun>) -> NetRun {
+    let ok: Vec<&NetRun> = runs.iter().filter(|r| r.echoes_per_s.is_some()).collect();
+    let Some(first) = runs.first() else {
+        return NetRun::default();
+    };
+    if ok.is_empty() {
+        return first.clone();
+    }
+    let med =
+        |f: fn(&NetRun) -> Option<f64>| median(&ok.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
+    let failed: Vec<String> = runs.iter().filter_map(|r| r.not_measured.clone()).collect();
+    NetRun {
+        network: first.network.clone(),
+        how: first.how.clone(),
+        not_measured: (!failed.is_empty())
+            .then(|| format!("{} of {} rounds: {}", failed.len(), runs.len(), failed[0])),
+        count: first.count,
+        echoes_per_s: med(|r| r.echoes_per_s),
+        p50_ms: med(|r| r.p50_ms),
+        p99_ms: med(|r| r.p99_ms),
+        boot_to_first_echo_s: med(|r| r.boot_to_first_echo_s),
+        qemu_wall_s: med(|r| r.qemu_wall_s),
+        rtts_ms: ok.iter().flat_map(|r| r.rtts_ms.iter().copied()).collect(),
+        rounds_echoes_per_s: ok.iter().filter_map(|r| r.echoes_per_s).collect(),
+        firmware_tail: ok
+            .last()
+            .map(|r| r.firmware_tail.clone())
+            .unwrap_or_default(),
+    }
+}
+
 /// Counts guest instructions from QEMU's `-d in_asm,exec,nochain` log, streamed
 /// through a FIFO so that nothing large is written to disk.
 fn count_instructions(root: &Path, image: &Path, count: u32, log_dir: &Path) -> Result<u64> {
@@ -714,42 +755,45 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
     };
     let bin_dir = servers::bin_dir()?;
 
-    eprintln!("bench: e2e over the user network ({} messages)", cfg.count);
-    data.runs.push(measure_network(
-        root,
-        &image,
-        user_network(),
-        cfg.count,
-        log_dir,
-    ));
-
-    eprintln!("bench: e2e over the tap bridge");
-    match tap_bridge_network(&bin_dir, &log_dir.join("bridge.log")) {
-        Ok(net) => data
-            .runs
-            .push(measure_network(root, &image, net, cfg.count, log_dir)),
-        Err(e) => data.runs.push(NetRun {
-            network: names[1].0.into(),
-            how: names[1].1.into(),
-            not_measured: Some(format!("{e:#}")),
-            count: cfg.count,
-            ..Default::default()
-        }),
+    // Each network cfg.reps times, the three alternating (rotated each round), so
+    // that the ratios come from runs made side by side.
+    let mut per_net: Vec<Vec<NetRun>> = vec![Vec::new(); 3];
+    for rep in 0..cfg.reps.max(1) {
+        for k in 0..3 {
+            let which = (k + rep) % 3;
+            eprintln!(
+                "bench: e2e round {} of {}: {} ({} messages)",
+                rep + 1,
+                cfg.reps.max(1),
+                names[which].0,
+                cfg.count
+            );
+            let net = match which {
+                0 => Ok(user_network()),
+                1 => tap_bridge_network(&bin_dir, &log_dir.join("bridge.log")),
+                _ => tap_direct_network(),
+            };
+            let run = match net {
+                Ok(net) => measure_network(root, &image, net, cfg.count, log_dir),
+                Err(e) => NetRun {
+                    network: names[which].0.into(),
+                    how: names[which].1.into(),
+                    not_measured: Some(format!("{e:#}")),
+                    count: cfg.count,
+                    ..Default::default()
+                },
+            };
+            per_net[which].push(run);
+        }
     }
-
-    eprintln!("bench: e2e over QEMU's own tap");
-    match tap_direct_network() {
-        Ok(net) => data
-            .runs
-            .push(measure_network(root, &image, net, cfg.count, log_dir)),
-        Err(e) => data.runs.push(NetRun {
-            network: names[2].0.into(),
-            how: names[2].1.into(),
-            not_measured: Some(format!("{e:#}")),
-            count: cfg.count,
-            ..Default::default()
-        }),
-    }
+    // Paired ratio: QEMU's own tap over the bridge, round by round.
+    let ratios: Vec<f64> = per_net[1]
+        .iter()
+        .zip(&per_net[2])
+        .filter_map(|(b, d)| Some(d.echoes_per_s? / b.echoes_per_s?))
+        .collect();
+    data.direct_over_bridge = median(&ratios);
+    data.runs = per_net.into_iter().map(combine).collect();
     for r in &data.runs {
         match &r.not_measured {
             Some(why) => eprintln!("bench: e2e {}: not measured: {why}", r.network),

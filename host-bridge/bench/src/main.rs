@@ -73,6 +73,9 @@ struct E2eArgs {
     /// Messages per end-to-end run.
     #[arg(long, default_value_t = 1000)]
     count: u32,
+    /// Runs per network, alternating; figures are medians.
+    #[arg(long = "e2e-reps", default_value_t = 5)]
+    e2e_reps: usize,
     /// Messages of the instruction-count runs (two runs, N and 2N: the difference
     /// cancels boot and handshake).
     #[arg(long, default_value_t = 50)]
@@ -228,6 +231,7 @@ fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
 fn run_e2e(common: &Common, out: &Path, e: &E2eArgs, no_build: bool) -> Result<()> {
     let cfg = e2e::E2eConfig {
         count: e.count,
+        reps: e.e2e_reps,
         icount_msgs: e.icount_msgs,
         build: !no_build,
     };

@@ -115,7 +115,9 @@ async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
                     let reversed: String = text.as_str().chars().rev().collect();
                     ws.send(Message::text(reversed)).await?;
                 }
-                Message::Close(_) => break,
+                // tungstenite queues the close reply; the next poll sends it and
+                // then ends the stream.
+                Message::Close(_) => {}
                 // Pings are answered by tungstenite itself; binary is not part of the protocol.
                 _ => {}
             }
