@@ -800,6 +800,13 @@ mod tests {
             ])
         );
         assert_eq!(hixie(b"\x00hello\xff", 4), Err(Error::MessageTooBig));
+        // Bad UTF-8 before the limit is reported as such however the
+        // stream is chunked (found by fuzzing).
+        assert_eq!(hixie(b"\x00ab\xc3\x28cdef\xff", 5), Err(Error::InvalidUtf8));
+        assert_eq!(
+            hixie(b"\x00abcdef\xc3\x28\xff", 5),
+            Err(Error::MessageTooBig)
+        );
         assert_eq!(hixie(b"\x00\xc3\x28\xff", 100), Err(Error::InvalidUtf8));
         assert_eq!(hixie(b"\x00\xc3\xff", 100), Err(Error::InvalidUtf8));
         let mut over = vec![0x80];

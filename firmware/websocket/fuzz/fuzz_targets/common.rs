@@ -1,6 +1,6 @@
 // Shared by the frame targets: decode the same bytes with two different
 // chunkings and require identical results (events, payload, error).
-use websocket::{Connection, Event, Protocol, Role, Rng};
+use websocket::{Connection, Event, Protocol, Rng, Role};
 
 pub struct Lcg(pub u64);
 impl Rng for Lcg {
@@ -22,7 +22,13 @@ pub enum Ev {
     Close(Option<u16>, String),
 }
 
-pub fn decode(proto: Protocol, role: Role, max: u64, data: &[u8], step: usize) -> (Vec<Ev>, Option<websocket::Error>) {
+pub fn decode(
+    proto: Protocol,
+    role: Role,
+    max: u64,
+    data: &[u8],
+    step: usize,
+) -> (Vec<Ev>, Option<websocket::Error>) {
     let mut conn = Connection::new(proto, role, max);
     let mut evs: Vec<Ev> = Vec::new();
     let mut buf = data.to_vec();
@@ -58,18 +64,28 @@ pub fn decode(proto: Protocol, role: Role, max: u64, data: &[u8], step: usize) -
                 Some(Event::MessageEnd) => evs.push(Ev::End),
                 Some(Event::Ping(p)) => evs.push(Ev::Ping(p.to_vec())),
                 Some(Event::Pong(p)) => evs.push(Ev::Pong(p.to_vec())),
-                Some(Event::Close { code, reason }) => evs.push(Ev::Close(code, reason.to_string())),
+                Some(Event::Close { code, reason }) => {
+                    evs.push(Ev::Close(code, reason.to_string()))
+                }
             }
         }
         assert_eq!(pos, chunk.len());
-        let _ = conn.poll_write(&mut out, &mut rng).expect("300 bytes fit any reply");
+        let _ = conn
+            .poll_write(&mut out, &mut rng)
+            .expect("300 bytes fit any reply");
     }
     (evs, None)
 }
 
 pub fn check(proto: Protocol, data: &[u8]) {
-    let Some((&ctl, rest)) = data.split_first() else { return };
-    let role = if ctl & 1 == 0 { Role::Client } else { Role::Server };
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
+    let role = if ctl & 1 == 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
     let max = [0u64, 5, 130, 70000, u64::MAX][(ctl as usize >> 1) % 5];
     let step = (ctl as usize >> 4) + 1;
     let mut whole = decode(proto, role, max, rest, rest.len());
