@@ -297,7 +297,7 @@ async fn impaired_wire_still_carries_tcp_intact_and_counts_what_it_did() {
     if !can_run() {
         return;
     }
-    let imp: Impairment = "loss=10%,delay=5ms,jitter=3ms,dup=3%,reorder=5%,corrupt=2%"
+    let imp: Impairment = "loss=10%,delay=5ms,jitter=3ms,dup=5%,reorder=5%,corrupt=5%"
         .parse()
         .expect("spec");
     let rig = Rig::start(RelayConfig {
