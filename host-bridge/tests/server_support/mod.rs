@@ -72,10 +72,12 @@ impl Drop for TestServer {
     }
 }
 
-/// A Python interpreter that has `websockets` (ci/setup.sh's venv first), or None.
+/// A Python interpreter that has `websockets` ($PYTHON, then ci/setup.sh's venv,
+/// then python3), or None.
 pub fn python_with_websockets() -> Option<PathBuf> {
     let venv = repo_root().join("target/ci-venv/bin/python");
-    let candidates = [venv, PathBuf::from("python3")];
+    let from_env = std::env::var_os("PYTHON").map(PathBuf::from);
+    let candidates = from_env.into_iter().chain([venv, PathBuf::from("python3")]);
     candidates.into_iter().find(|py| {
         Command::new(py)
             .args(["-c", "import websockets"])
