@@ -8,6 +8,31 @@
 //! * [`relay`] and [`impair`]: frame relay with seeded impairment and pcap.
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
 
+//!
+//! # The command line (clap, derive)
+//!
+//! ```text
+//! host-bridge [--quiet] [--log-level FILTER] [--threads N] <COMMAND>
+//!   serve   [--listen 127.0.0.1:8000] [SERVER FLAGS]
+//!   bridge  [BRIDGE FLAGS] [SERVER FLAGS]            (root; prints FIRMWARE_NET=...)
+//!   run     [--image PATH] [--user-net] [--no-auto-args] [--mac MAC] [--timeout S]
+//!           [BRIDGE FLAGS] [SERVER FLAGS] -- FIRMWARE_ARGS
+//! SERVER FLAGS: --path /ws  --echo  --allow-origin ORIGIN...  --max-message 1048576
+//!               --max-header 8192  --handshake-timeout 10  --ping-interval 20
+//!               --idle-timeout 60  --max-connections 1024
+//! BRIDGE FLAGS: --port 8000  --host-ip 192.168.76.1  --guest-ip 192.168.76.2  --dhcp
+//!               --impair SPEC  --impair-to-guest SPEC  --impair-to-host SPEC
+//!               --seed 1  --pcap FILE
+//! SPEC: loss=5%,delay=20ms,jitter=5ms,dup=1%,reorder=2%,corrupt=0.1%,rate=1mbit,queue=4096
+//! ```
+//!
+//! `run` boots through `ci/qemu-run` with `FIRMWARE_NET` set to
+//! `-netdev dgram,...,local.type=unix,... -net nic,model=stellaris,netdev=n0,macaddr=MAC`
+//! and adds `--url ws://192.168.76.1:8000/ws --ip 192.168.76.2/24 --gateway
+//! 192.168.76.1` (bridge; no `--ip` with `--dhcp`) or `--url ws://10.0.2.2:PORT/ws`
+//! (user network) where the firmware arguments lack them. It exits with the
+//! firmware's status.
+
 pub mod bridge;
 pub mod impair;
 pub mod netns;
