@@ -141,7 +141,7 @@ fn fake_repo(behaviour: &str) -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(dir.join("ci")).expect("dir");
     let script = format!(
-        "#!/bin/sh\necho \"image=$1\"\nshift\necho \"args=$*\"\necho \"net=$FIRMWARE_NET\"\necho \"mac=$FIRMWARE_MAC\"\n{behaviour}\n"
+        "#!/bin/sh\necho \"bridge-pid=$PPID\"\necho \"image=$1\"\nshift\necho \"args=$*\"\necho \"net=$FIRMWARE_NET\"\necho \"mac=$FIRMWARE_MAC\"\n{behaviour}\n"
     );
     let path = dir.join("ci/qemu-run");
     std::fs::write(&path, script).expect("script");
@@ -149,33 +149,33 @@ fn fake_repo(behaviour: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Runs `host-bridge run` with the fake QEMU; returns its output and the
+/// namespaces of that host-bridge process still present afterwards.
 fn run_with_fake_qemu(behaviour: &str, extra: &[&str]) -> (std::process::Output, Vec<String>) {
     let repo = fake_repo(behaviour);
-    let before: Vec<String> = list_ours();
     let mut cmd = Command::new(BIN);
     cmd.env("HOST_BRIDGE_REPO", &repo)
         .args(["run", "--image", "/dev/null"])
         .args(extra)
         .args(["--", "--proto", "hixie76", "--count", "2"]);
     let out = output_within(cmd, Duration::from_secs(30));
-    let after: Vec<String> = list_ours()
-        .into_iter()
-        .filter(|n| !before.contains(n))
-        .collect();
     let _ = std::fs::remove_dir_all(&repo);
-    (out, after)
-}
-
-/// Namespaces named like the bridge's.
-fn list_ours() -> Vec<String> {
-    std::fs::read_dir(netns::NETNS_DIR)
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let pid = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("firmware| bridge-pid="))
+        .unwrap_or_else(|| panic!("the fake QEMU ran: {stdout}"))
+        .to_owned();
+    // Other tests run bridges in parallel: only this process's namespaces count.
+    let left = std::fs::read_dir(netns::NETNS_DIR)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("hb-"))
+                .filter(|n| n.starts_with(&format!("hb-{pid}-")))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (out, left)
 }
 
 #[test]
