@@ -412,8 +412,11 @@ async fn run(cli: Cli) -> Result<u8> {
             let status = tokio::select! {
                 s = qemu.wait() => s?,
                 _ = signals.recv() => {
-                    tracing::info!("stopping QEMU");
-                    qemu.stop(Duration::from_secs(3)).await?
+                    tracing::info!("interrupted: stopping QEMU");
+                    let qemu_status = qemu.stop(Duration::from_secs(3)).await?;
+                    tracing::info!("QEMU ended with status {qemu_status}");
+                    // Interrupted is not success, whatever QEMU said on SIGTERM.
+                    130
                 }
             };
             stop.cancel();

@@ -234,3 +234,41 @@ fn run_on_the_user_network_needs_no_namespace() {
     );
     assert!(left.is_empty());
 }
+
+#[test]
+fn ctrl_c_during_run_stops_qemu_cleans_up_and_exits_130() {
+    if !can_run() {
+        return;
+    }
+    let repo = fake_repo("exec sleep 60");
+    let child = Command::new(BIN)
+        .env("HOST_BRIDGE_REPO", &repo)
+        .args(["--quiet", "run", "--image", "/dev/null"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut g = Guard(child);
+    let mut lines = BufReader::new(g.0.stdout.take().expect("stdout")).lines();
+    let pid = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("firmware| bridge-pid=").map(str::to_owned))
+        .expect("the fake QEMU started");
+    kill(Pid::from_raw(g.0.id() as i32), Signal::SIGINT).expect("kill");
+    let st = wait_exit(&mut g, Duration::from_secs(15));
+    assert_eq!(st.code(), Some(130), "{st}");
+    let _ = std::fs::remove_dir_all(&repo);
+    let ours = format!("hb-{pid}-");
+    let left: Vec<_> = std::fs::read_dir(netns::NETNS_DIR)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_else(|_| Vec::new())
+        .into_iter()
+        .filter(|n: &String| n.starts_with(&ours))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
