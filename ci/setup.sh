@@ -32,8 +32,8 @@ apt_install() {
         apt_updated=true
     fi
     say "installing $*"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null ||
-        fail "apt-get install $* failed"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+
 }
 
 # --- host Rust toolchain -------------------------------------------------------------
@@ -48,11 +48,18 @@ command -v python3 >/dev/null || want+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || want+=(python3-venv)
 command -v tshark >/dev/null || want+=(tshark)
 command -v shellcheck >/dev/null || want+=(shellcheck)
-command -v chromium >/dev/null || command -v chromium-browser >/dev/null || want+=(chromium)
+command -v ping >/dev/null || want+=(iputils-ping)
+command -v dnsmasq >/dev/null || want+=(dnsmasq-base)
 if [ ${#want[@]} -gt 0 ]; then
-    apt_install "${want[@]}"
+    apt_install "${want[@]}" || fail "apt-get install ${want[*]} failed"
 else
     say "system packages present"
+fi
+# A browser for the page test. Debian packages it as chromium; Ubuntu only as a snap,
+# but GitHub's runners ship Chrome. Without any, that one test says SKIP.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null &&
+    ! command -v google-chrome >/dev/null; then
+    apt_install chromium || say "no chromium package here: the browser page test will be skipped"
 fi
 say "qemu: $(qemu-system-arm --version | head -n 1)"
 
@@ -69,7 +76,7 @@ if [ "$FW_TOOLCHAIN" = none ] && command -v rustup >/dev/null; then
     fw_choose_toolchain
 fi
 if [ "$FW_TOOLCHAIN" = none ]; then
-    apt_install rustc-web cargo-web rust-web-src lld-22
+    apt_install rustc-web cargo-web rust-web-src lld-22 || fail "apt-get install of Debian's Rust toolchain failed"
     fw_choose_toolchain
 fi
 case "$FW_TOOLCHAIN" in

@@ -11,7 +11,7 @@ use std::time::Duration;
 use host_bridge::server::ServerConfig;
 
 fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|c| {
+    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|c| {
         Command::new(c)
             .arg("--version")
             .output()
