@@ -79,13 +79,26 @@ fn owner(name: &str) -> &str {
         .trim_start_matches("dyn ")
 }
 
+/// Crates that are there only for one part: the handshakes' digests for websocket,
+/// smoltcp's own helpers for smoltcp.
+const WEBSOCKET_DEPS: [&str; 6] = [
+    "sha1::",
+    "md5::",
+    "digest::",
+    "block_buffer::",
+    "crypto_common::",
+    "hybrid_array::",
+];
+const SMOLTCP_DEPS: [&str; 1] = ["managed::"];
+
 /// The part named by a path's start, if it is one of ours.
 fn our_part(path: &str) -> Option<usize> {
     if path.starts_with("firmware::ethernet") {
         Some(0)
-    } else if path.starts_with("smoltcp::") {
+    } else if path.starts_with("smoltcp::") || SMOLTCP_DEPS.iter().any(|d| path.starts_with(d)) {
         Some(1)
-    } else if path.starts_with("websocket::") {
+    } else if path.starts_with("websocket::") || WEBSOCKET_DEPS.iter().any(|d| path.starts_with(d))
+    {
         Some(2)
     } else if path.starts_with("firmware::") || path == "main" {
         Some(3)
@@ -243,9 +256,20 @@ pub fn measure(image: &Path) -> Result<Footprint> {
 fn part_of_source(file: &str) -> usize {
     if file.contains("/firmware/src/ethernet/") {
         0
-    } else if file.contains("/smoltcp-") {
+    } else if file.contains("/smoltcp-") || file.contains("/managed-") {
         1
-    } else if file.contains("/firmware/websocket/") {
+    } else if file.contains("/firmware/websocket/")
+        || [
+            "/sha1-",
+            "/md-5-",
+            "/digest-",
+            "/block-buffer-",
+            "/crypto-common-",
+            "/hybrid-array-",
+        ]
+        .iter()
+        .any(|d| file.contains(d))
+    {
         2
     } else if file.contains("/firmware/src/") {
         3
@@ -400,6 +424,7 @@ mod tests {
         assert_eq!(part_of("firmware::__cortex_m_rt_main"), 3);
         assert_eq!(part_of("cortex_m_semihosting::hio::hstdout"), 4);
         assert_eq!(part_of("memcpy"), 5);
+        assert_eq!(part_of("sha1::block_api::compress"), 2);
         // a module that merely ends in a crate's name is not that crate
         assert_eq!(part_of("firmware::app::my_websocket::x"), 3);
     }

@@ -403,7 +403,9 @@ pub fn write(out: &Path) -> Result<()> {
          --demangle` for the split: a symbol belongs to the first of firmware::ethernet (driver), \
          smoltcp, websocket, firmware (app) that its demangled path mentions, so generic code \
          instantiated for a part's types counts as that part's; rt+core is cortex-m, core and \
-         compiler-builtins; other is unmangled symbols and what no symbol covers.\n",
+         compiler-builtins (and any other crate); websocket includes its handshakes' digest \
+         crates (sha1, md5, digest, ...), smoltcp its `managed`; other is unmangled symbols \
+         (vector table, memcpy) and what no symbol covers (anonymous constants, padding).\n",
         crate::grid::PROBE_TEXT
     )?;
 
