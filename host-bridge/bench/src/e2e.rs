@@ -68,6 +68,10 @@ pub struct E2eData {
     /// Median over rounds of (QEMU's own tap echoes/s) / (tap bridge echoes/s).
     #[serde(default)]
     pub direct_over_bridge: Option<f64>,
+    /// Median over rounds of (tap bridge p50 RTT) / (QEMU's own tap p50 RTT): the same
+    /// overhead seen in the typical round trip, less sensitive to scheduling hiccups.
+    #[serde(default)]
+    pub bridge_over_direct_p50: Option<f64>,
     pub insns_per_echo: Option<f64>,
     pub insns_detail: String,
 }
@@ -793,6 +797,12 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
         .filter_map(|(b, d)| Some(d.echoes_per_s? / b.echoes_per_s?))
         .collect();
     data.direct_over_bridge = median(&ratios);
+    let p50_ratios: Vec<f64> = per_net[1]
+        .iter()
+        .zip(&per_net[2])
+        .filter_map(|(b, d)| Some(b.p50_ms? / d.p50_ms?))
+        .collect();
+    data.bridge_over_direct_p50 = median(&p50_ratios);
     data.runs = per_net.into_iter().map(combine).collect();
     for r in &data.runs {
         match &r.not_measured {
