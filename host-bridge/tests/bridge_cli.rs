@@ -3,6 +3,9 @@
 //! (reaped by the next run) even after SIGKILL; `run` hands QEMU's options to
 //! ci/qemu-run in FIRMWARE_NET and exits with the firmware's status.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 mod server_support;
 use server_support::*;
 
@@ -18,7 +21,7 @@ use nix::unistd::Pid;
 
 fn can_run() -> bool {
     if !netns::is_root() || !Path::new("/dev/net/tun").exists() {
-        eprintln!("SKIP: the bridge needs root and /dev/net/tun");
+        skip::skip("the bridge needs root and /dev/net/tun");
         return false;
     }
     true

@@ -3,6 +3,7 @@
 //! network path, end to end, with the DHCP exchange visible in the pcap.
 
 mod common;
+use common::skip;
 mod server_support;
 
 use std::process::Command;
@@ -13,7 +14,7 @@ use host_bridge::netns;
 #[test]
 fn firmware_leases_its_address_by_dhcp_over_the_bridge_and_gets_echoes() {
     if !netns::is_root() {
-        eprintln!("SKIP: the bridge needs root (network namespaces and taps)");
+        skip::skip("the bridge needs root (network namespaces and taps)");
         return;
     }
     if !Command::new("dnsmasq")
@@ -21,7 +22,7 @@ fn firmware_leases_its_address_by_dhcp_over_the_bridge_and_gets_echoes() {
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        eprintln!("SKIP: no dnsmasq (apt-get install dnsmasq-base)");
+        skip::skip("no dnsmasq (apt-get install dnsmasq-base)");
         return;
     }
     let image = common::firmware_image();

@@ -5,6 +5,9 @@
 //! namespace, clean and impaired; the pcap is checked with capinfos/tshark; no
 //! namespace is left behind.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 mod server_support;
 use server_support::*;
 
@@ -24,11 +27,11 @@ use tokio_util::sync::CancellationToken;
 
 fn can_run() -> bool {
     if !netns::is_root() {
-        eprintln!("SKIP: the bridge needs root (network namespaces and taps)");
+        skip::skip("the bridge needs root (network namespaces and taps)");
         return false;
     }
     if !Path::new("/dev/net/tun").exists() {
-        eprintln!("SKIP: no /dev/net/tun");
+        skip::skip("no /dev/net/tun");
         return false;
     }
     true
@@ -179,7 +182,7 @@ fn has_ping() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIP (ping part): no `ping` (apt-get install iputils-ping)");
+        skip::skip("ping part: no `ping` (apt-get install iputils-ping)");
     }
     ok
 }

@@ -8,6 +8,7 @@
 //! SKIP and why.
 
 mod common;
+use common::skip;
 use common::{artifacts_dir, free_port, repo_root, Peer};
 
 use std::path::{Path, PathBuf};
@@ -71,9 +72,7 @@ fn check_report(outdir: &Path, agent: &str) -> String {
 #[test]
 fn server_passes_autobahn_fuzzing_client() {
     let Some(python) = wstest_python() else {
-        eprintln!(
-            "SKIP: no Autobahn TestSuite (target/autobahn-venv): this machine has no Python 2.7"
-        );
+        skip::skip("no Autobahn TestSuite (target/autobahn-venv): this machine has no Python 2.7");
         return;
     };
     let port = free_port();
@@ -120,9 +119,7 @@ fn server_passes_autobahn_fuzzing_client() {
 #[test]
 fn firmware_passes_autobahn_fuzzing_server() {
     let Some(python) = wstest_python() else {
-        eprintln!(
-            "SKIP: no Autobahn TestSuite (target/autobahn-venv): this machine has no Python 2.7"
-        );
+        skip::skip("no Autobahn TestSuite (target/autobahn-venv): this machine has no Python 2.7");
         return;
     };
     let port = free_port();

@@ -5,6 +5,7 @@
 //! firmware's status.
 
 mod common;
+use common::skip;
 use common::{artifacts_dir, is_root};
 
 use std::process::Command;
@@ -57,7 +58,7 @@ fn hixie76_over_user_network() {
 #[test]
 fn rfc6455_over_tap_bridge() {
     if !is_root() {
-        eprintln!("SKIP: the tap bridge needs root (network namespaces)");
+        skip::skip("the tap bridge needs root (network namespaces)");
         return;
     }
     echoes("tap-rfc6455", &[], "rfc6455");
@@ -66,7 +67,7 @@ fn rfc6455_over_tap_bridge() {
 #[test]
 fn hixie76_over_tap_bridge() {
     if !is_root() {
-        eprintln!("SKIP: the tap bridge needs root (network namespaces)");
+        skip::skip("the tap bridge needs root (network namespaces)");
         return;
     }
     echoes("tap-hixie76", &[], "hixie76");
@@ -75,7 +76,7 @@ fn hixie76_over_tap_bridge() {
 #[test]
 fn impaired_wire_every_echo_in_order_exactly_once() {
     if !is_root() {
-        eprintln!("SKIP: the tap bridge needs root (network namespaces)");
+        skip::skip("the tap bridge needs root (network namespaces)");
         return;
     }
     let firmware = ["--count", "30", "--timeout-ms", "30000"];

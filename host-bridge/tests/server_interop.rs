@@ -1,6 +1,9 @@
 //! The reverse-echo server against independent clients: Python's `websockets`
 //! (RFC 6455) and a hand-written hixie-76 client, plus the raw client here.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 mod server_support;
 use server_support::*;
 
@@ -18,7 +21,7 @@ fn reversed(s: &str) -> String {
 #[test]
 fn rfc6455_python_websockets_client_gets_each_message_reversed() {
     let Some(py) = python_with_websockets() else {
-        eprintln!("SKIP: no python with the 'websockets' package (pip install websockets)");
+        skip::skip("no python with the 'websockets' package (pip install websockets)");
         return;
     };
     let srv = TestServer::start(ServerConfig::default());
@@ -75,7 +78,7 @@ fn json(s: &str) -> String {
 #[test]
 fn hixie76_hand_written_client_gets_each_message_reversed() {
     if !has_python3() {
-        eprintln!("SKIP: no python3");
+        skip::skip("no python3");
         return;
     }
     let srv = TestServer::start(ServerConfig::default());

@@ -2,6 +2,9 @@
 //! WebSocket to `/ws`; headless Chromium loads it, sends messages, and the
 //! reversed echoes appear in its DOM.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 mod server_support;
 use server_support::*;
 
@@ -11,18 +14,20 @@ use std::time::Duration;
 use host_bridge::server::ServerConfig;
 
 fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
 }
 
 #[test]
 fn page_shows_each_message_and_its_reversed_echo_in_headless_chromium() {
     let Some(browser) = chromium() else {
-        eprintln!("SKIP: no chromium (apt-get install chromium)");
+        skip::skip("no chromium (apt-get install chromium)");
         return;
     };
     let srv = TestServer::start(ServerConfig::default());

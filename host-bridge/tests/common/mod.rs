@@ -2,6 +2,8 @@
 //! under qemu-system-arm through `ci/qemu-run` (the same runner `cargo run` uses).
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
