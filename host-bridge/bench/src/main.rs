@@ -52,13 +52,13 @@ struct GridArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [16, 1024, 65536])]
     sizes: Vec<usize>,
     /// Messages per run, all connections together (each sends total/C); 0: as many
-    /// as fit in --secs. Default: min(30000, 200 MB / S), so that the slowest server
+    /// as fit in --secs. Default: min(60000, 200 MB / S), so that the slowest server
     /// takes a few seconds per run.
     #[arg(long)]
     messages: Option<u64>,
     /// Time limit of each run's measured phase, seconds (the phase also ends when
     /// every connection has sent its messages).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 12.0)]
     secs: f64,
     /// Runs of each (server, cell); medians are of these.
     #[arg(long, default_value_t = 3)]
