@@ -2,12 +2,13 @@
 # Makes a fresh Debian/Ubuntu machine able to build and test everything. Safe to run
 # again: it only installs what is missing, and says what it found and what it did.
 #
-# Firmware toolchain, first that works:
-#   1. rustup's thumbv7m-none-eabi target, if installed;
-#   2. Debian's rustc-web/cargo-web/rust-web-src/lld-22, if installed (core is built
-#      from source with -Zbuild-std=core, see ci/toolchain.sh);
-#   3. `rustup target add thumbv7m-none-eabi`, bounded to a few seconds (it hangs
-#      forever on machines that reach only the package registries);
+# Firmware toolchain, first that works (both build core from source with
+# -Zbuild-std=core and the size flags, see ci/toolchain.sh):
+#   1. rustup's thumbv7m-none-eabi target and rust-src component, if installed;
+#   2. Debian's rustc-web/cargo-web/rust-web-src/lld-22, if installed;
+#   3. `rustup target add thumbv7m-none-eabi` and `rustup component add rust-src`,
+#      each bounded to 15 s (they hang forever on machines that reach only the
+#      package registries);
 #   4. installing Debian's packages of 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,12 +67,22 @@ say "qemu: $(qemu-system-arm --version | head -n 1)"
 # --- firmware toolchain ---------------------------------------------------------------
 # shellcheck source=ci/toolchain.sh
 source ci/toolchain.sh
-if [ "$FW_TOOLCHAIN" = none ] && command -v rustup >/dev/null; then
-    say "trying 'rustup target add $FW_TARGET' (at most 15 s)"
-    if timeout 15 rustup target add "$FW_TARGET" >/dev/null 2>&1; then
-        say "rustup installed $FW_TARGET"
-    else
-        say "rustup could not add $FW_TARGET here (no download); using Debian's toolchain"
+if [ "$FW_TOOLCHAIN" != rustup ] && command -v rustup >/dev/null; then
+    if [ "$FW_TOOLCHAIN" = none ] && ! fw_rustup_has_target; then
+        say "trying 'rustup target add $FW_TARGET' (at most 15 s)"
+        if timeout 15 rustup target add "$FW_TARGET" >/dev/null 2>&1; then
+            say "rustup installed $FW_TARGET"
+        else
+            say "rustup could not add $FW_TARGET here (no download); using Debian's toolchain"
+        fi
+    fi
+    if fw_rustup_has_target && ! fw_rustup_has_src; then
+        say "trying 'rustup component add rust-src' (at most 15 s)"
+        if timeout 15 rustup component add rust-src >/dev/null 2>&1; then
+            say "rustup installed rust-src"
+        else
+            say "rustup could not add rust-src here (no download); using Debian's toolchain"
+        fi
     fi
     fw_choose_toolchain
 fi
@@ -80,9 +91,9 @@ if [ "$FW_TOOLCHAIN" = none ]; then
     fw_choose_toolchain
 fi
 case "$FW_TOOLCHAIN" in
-rustup) say "firmware toolchain: rustup's $FW_TARGET target ($(rustc --version))" ;;
+rustup) say "firmware toolchain: rustup's $FW_TARGET target ($(rustc --version)) with -Zbuild-std=core" ;;
 debian) say "firmware toolchain: Debian's $($DEBIAN_RUSTC --version) with -Zbuild-std=core" ;;
-*) fail "no toolchain for $FW_TARGET: install rustup's target ('rustup target add $FW_TARGET') or Debian's rustc-web cargo-web rust-web-src lld-22" ;;
+*) fail "no toolchain for $FW_TARGET: install rustup's target and core's sources ('rustup target add $FW_TARGET; rustup component add rust-src') or Debian's rustc-web cargo-web rust-web-src lld-22" ;;
 esac
 
 # --- Python packages for the interop tests (a venv: distributions forbid pip system-wide)
