@@ -25,6 +25,23 @@ usage: firmware [OPTIONS]
   --help                        this text
 Quote an argument holding spaces: --message \"two words\".";
 
+/// The options that take a value.
+const VALUE_OPTIONS: [&str; 13] = [
+    "--url",
+    "--proto",
+    "--origin",
+    "--subprotocol",
+    "--count",
+    "--message",
+    "--retry",
+    "--timeout-ms",
+    "--ip",
+    "--gateway",
+    "--ping",
+    "--autobahn",
+    "--crash",
+];
+
 /// Exit status for a bad command line.
 pub const USAGE_EXIT_CODE: u8 = 2;
 
@@ -138,13 +155,11 @@ impl<'a> Config<'a> {
                 echo = true;
                 continue;
             }
+            if !VALUE_OPTIONS.contains(&option) {
+                return err("unknown option", option);
+            }
             let Some(value) = it.next() else {
-                return match option {
-                    "--url" | "--proto" | "--origin" | "--subprotocol" | "--count"
-                    | "--message" | "--retry" | "--timeout-ms" | "--ip" | "--gateway"
-                    | "--ping" | "--autobahn" | "--crash" => err("option needs a value", option),
-                    _ => err("unknown option", option),
-                };
+                return err("option needs a value", option);
             };
             match option {
                 "--url" => config.url = Some(parse_url(value)?),
@@ -176,10 +191,9 @@ impl<'a> Config<'a> {
                         message: "--ip takes A.B.C.D/N",
                         argument: value,
                     })?;
-                    let prefix_len = prefix
-                        .parse::<u8>()
-                        .ok()
-                        .filter(|p| (1..=32).contains(p))
+                    let prefix_len = decimal(prefix, 32)
+                        .filter(|p| *p >= 1)
+                        .map(|p| p as u8)
                         .ok_or(ArgError {
                             message: "prefix length must be 1..32",
                             argument: value,
@@ -209,7 +223,7 @@ impl<'a> Config<'a> {
                         _ => return err("--crash takes panic or hardfault", value),
                     })
                 }
-                _ => return err("unknown option", option),
+                _ => unreachable!(),
             }
         }
         if let Some(gateway) = gateway {
@@ -235,10 +249,28 @@ impl<'a> Config<'a> {
 }
 
 fn parse_u32<'a>(value: &'a str, message: &'static str) -> Result<u32, ArgError<'a>> {
-    value.parse().map_err(|_| ArgError {
+    decimal(value, u32::MAX).ok_or(ArgError {
         message,
         argument: value,
     })
+}
+
+/// Parses a whole number up to `max` as `str::parse` does for unsigned integers
+/// (an optional `+`, then at least one ASCII digit), in one small function instead
+/// of core's generic parser for each width.
+pub fn decimal(text: &str, max: u32) -> Option<u32> {
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    if digits.is_empty() {
+        return None;
+    }
+    let mut value: u32 = 0;
+    for b in digits.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add((b - b'0') as u32)?;
+    }
+    (value <= max).then_some(value)
 }
 
 /// Parses a dotted-quad IPv4 address; nothing else (no leading `+`, no empty parts).
@@ -250,7 +282,7 @@ pub fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
         if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        *byte = part.parse().ok()?;
+        *byte = decimal(part, 255)? as u8;
     }
     parts.next().is_none().then_some(out)
 }
@@ -271,9 +303,9 @@ pub fn parse_url(text: &str) -> Result<WsUrl<'_>, ArgError<'_>> {
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) => (
             host,
-            port.parse::<u16>()
-                .ok()
+            decimal(port, 65535)
                 .filter(|p| *p != 0)
+                .map(|p| p as u16)
                 .ok_or(bad("bad port in URL"))?,
         ),
         None => (authority, 80),
@@ -390,6 +422,39 @@ mod tests {
             ("f --crash boom", "--crash takes panic or hardfault: boom"),
         ] {
             assert_eq!(parse_line(line).unwrap_err(), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn decimal_parses_like_str_parse() {
+        for text in [
+            "0",
+            "7",
+            "+7",
+            "255",
+            "256",
+            "65535",
+            "65536",
+            "4294967295",
+            "4294967296",
+            "",
+            "+",
+            "-1",
+            "1a",
+            " 1",
+            "00012",
+        ] {
+            assert_eq!(decimal(text, u32::MAX), text.parse::<u32>().ok(), "{text}");
+            assert_eq!(
+                decimal(text, 255).map(|v| v as u8),
+                text.parse::<u8>().ok(),
+                "{text}"
+            );
+            assert_eq!(
+                decimal(text, 65535).map(|v| v as u16),
+                text.parse::<u16>().ok(),
+                "{text}"
+            );
         }
     }
 

@@ -21,6 +21,7 @@ mod exit;
 mod fault;
 mod host;
 mod log;
+mod mem;
 mod net;
 mod rng;
 mod stack;

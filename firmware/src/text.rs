@@ -122,6 +122,12 @@ impl Line {
         self
     }
 
+    /// The text so far, without the newline [`Line::finish`] adds.
+    pub fn text(&mut self) -> &str {
+        let line = self.finish();
+        line.strip_suffix('\n').unwrap_or(line)
+    }
+
     /// The text so far, with a newline (and `...` if something was cut).
     pub fn finish(&mut self) -> &str {
         if self.cut {

@@ -23,7 +23,7 @@ fn origin<'a>(config: &Config<'a>, net: &Net, buf: &'a mut [u8; 24]) -> &'a str 
     let ip = net.address.map(|a| a.address().octets()).unwrap_or([0; 4]);
     let mut line = Line::new();
     line.s("http://").ip(ip);
-    let text = line.finish().trim_end();
+    let text = line.text();
     let n = text.len().min(buf.len());
     buf[..n].copy_from_slice(&text.as_bytes()[..n]);
     core::str::from_utf8(&buf[..n]).unwrap_or("null")
@@ -263,7 +263,7 @@ pub fn autobahn(net: &mut Net, config: &Config) -> ExitCode {
         for case in 1..=cases {
             let mut path = Line::new();
             path.s("/runCase?case=").u(case).s("&agent=").s(AGENT);
-            let path = path.finish().trim_end();
+            let path = path.text();
             connect(net, &url, config.retries, config.timeout_ms)?;
             let mut s = Session::new(net, config.protocol, config.timeout_ms);
             s.handshake(&url, path, origin, None)?;
@@ -284,7 +284,7 @@ pub fn autobahn(net: &mut Net, config: &Config) -> ExitCode {
         }
         let mut path = Line::new();
         path.s("/updateReports?agent=").s(AGENT);
-        let path = path.finish().trim_end();
+        let path = path.text();
         connect(net, &url, config.retries, config.timeout_ms)?;
         let mut s = Session::new(net, config.protocol, config.timeout_ms);
         s.handshake(&url, path, origin, None)?;
