@@ -280,7 +280,7 @@ fn tap_direct_network() -> Result<Network> {
 /// of its own on the other. It prints `netns=NAME`, `FIRMWARE_NET=...` and `ready`;
 /// our arrival-logging server then runs inside its namespace (beside its own server),
 /// so that the firmware talks to the same server as over QEMU's own tap.
-fn tap_bridge_network(bin_dir: &Path, log: &Path) -> Result<Network> {
+fn tap_bridge_network(bin_dir: &Path, log: &Path, threads: Option<usize>) -> Result<Network> {
     use std::sync::mpsc;
     let hb = bin_dir.join("host-bridge");
     if !hb.is_file() {
@@ -302,6 +302,11 @@ fn tap_bridge_network(bin_dir: &Path, log: &Path) -> Result<Network> {
             TAP_HOST_IP,
         ])
         .args(["--guest-ip", TAP_GUEST_IP])
+        .args(
+            threads
+                .map(|t| vec!["--threads".to_string(), t.to_string()])
+                .unwrap_or_default(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(logf)
@@ -350,9 +355,10 @@ fn tap_bridge_network(bin_dir: &Path, log: &Path) -> Result<Network> {
         qemu_net
     };
     Ok(Network {
-        name: "tap-bridge",
+        name: if threads == Some(1) { "tap-bridge-1t" } else { "tap-bridge" },
         how: format!(
-            "QEMU dgram socket -> host-bridge bridge -> tap in its namespace ({TAP_HOST_IP}, server inside), no impairment; static {TAP_GUEST_IP}"
+            "QEMU dgram socket -> host-bridge bridge{} -> tap in its namespace ({TAP_HOST_IP}, server inside), no impairment; static {TAP_GUEST_IP}",
+            if threads == Some(1) { " --threads 1" } else { " (default threads)" }
         ),
         listen_host: TAP_HOST_IP,
         url_host: TAP_HOST_IP,
@@ -558,7 +564,11 @@ fn measure_network(
                     tail(&fw.output, 2).replace('\n', " / ")
                 ));
             }
-            let rtts: Vec<f64> = a.windows(2).map(|w| (w[1] - w[0]) * 1e3).collect();
+            // ms, rounded to 0.1 µs (the arrival stamps have 1 µs resolution).
+            let rtts: Vec<f64> = a
+                .windows(2)
+                .map(|w| ((w[1] - w[0]) * 1e7).round() / 1e4)
+                .collect();
             let start = fw
                 .started
                 .duration_since(UNIX_EPOCH)
@@ -729,6 +739,10 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
             "QEMU socket netdev -> host-bridge bridge -> tap in a namespace, no impairment",
         ),
         (
+            "tap-bridge-1t",
+            "the same with host-bridge --threads 1 (a single-threaded runtime)",
+        ),
+        (
             "tap-direct",
             "QEMU's -netdev tap straight into the namespace",
         ),
@@ -761,10 +775,10 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
 
     // Each network cfg.reps times, the three alternating (rotated each round), so
     // that the ratios come from runs made side by side.
-    let mut per_net: Vec<Vec<NetRun>> = vec![Vec::new(); 3];
+    let mut per_net: Vec<Vec<NetRun>> = vec![Vec::new(); names.len()];
     for rep in 0..cfg.reps.max(1) {
-        for k in 0..3 {
-            let which = (k + rep) % 3;
+        for k in 0..names.len() {
+            let which = (k + rep) % names.len();
             eprintln!(
                 "bench: e2e round {} of {}: {} ({} messages)",
                 rep + 1,
@@ -774,7 +788,8 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
             );
             let net = match which {
                 0 => Ok(user_network()),
-                1 => tap_bridge_network(&bin_dir, &log_dir.join("bridge.log")),
+                1 => tap_bridge_network(&bin_dir, &log_dir.join("bridge.log"), None),
+                2 => tap_bridge_network(&bin_dir, &log_dir.join("bridge.log"), Some(1)),
                 _ => tap_direct_network(),
             };
             let run = match net {
@@ -793,13 +808,13 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
     // Paired ratio: QEMU's own tap over the bridge, round by round.
     let ratios: Vec<f64> = per_net[1]
         .iter()
-        .zip(&per_net[2])
+        .zip(&per_net[3])
         .filter_map(|(b, d)| Some(d.echoes_per_s? / b.echoes_per_s?))
         .collect();
     data.direct_over_bridge = median(&ratios);
     let p50_ratios: Vec<f64> = per_net[1]
         .iter()
-        .zip(&per_net[2])
+        .zip(&per_net[3])
         .filter_map(|(b, d)| Some(b.p50_ms? / d.p50_ms?))
         .collect();
     data.bridge_over_direct_p50 = median(&p50_ratios);

@@ -789,7 +789,9 @@ fn throughput_chart(g: &GridData, path: &Path) -> Result<()> {
                 })
                 .y_desc(*label)
                 .y_label_formatter(&|y| {
-                    if *y >= 1000.0 {
+                    if *y >= 1000.0 && (*y % 1000.0).abs() > 1e-6 {
+                        format!("{:.1}k", y / 1000.0)
+                    } else if *y >= 1000.0 {
                         format!("{:.0}k", y / 1000.0)
                     } else {
                         format!("{y:.0}")
@@ -890,6 +892,7 @@ fn rtt_chart(e: &E2eData, path: &Path) -> Result<()> {
     let colors = [
         RGBColor(0x1b, 0x9e, 0x77),
         RGBColor(0xd9, 0x5f, 0x02),
+        RGBColor(0xe7, 0x29, 0x8a),
         RGBColor(0x75, 0x70, 0xb3),
     ];
     for (i, (name, frac, p50, p99)) in hists.into_iter().enumerate() {
