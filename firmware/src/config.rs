@@ -7,22 +7,22 @@ use crate::cmdline::Args;
 
 /// The usage text printed by `--help` and after an argument error.
 pub const USAGE: &str = "\
-usage: firmware [OPTIONS]
-  --url ws://A.B.C.D:PORT/PATH  server to talk to (no URL: boot check only)
-  --proto rfc6455|hixie76       handshake and framing (default rfc6455)
-  --origin TEXT                 Origin header (default http://<own address>)
-  --subprotocol TEXT            subprotocol to ask for
-  --count N                     messages to send (default 8)
-  --message TEXT                send TEXT every time (default: generated set)
-  --retry N                     connect attempts after the first (default 0)
-  --timeout-ms N                bound on every wait (default 5000)
-  --ip A.B.C.D/N                static address (default: DHCP)
-  --gateway A.B.C.D             default route with --ip
-  --ping A.B.C.D                ping a host once the network is up
-  --echo                        echo every message back unchanged until closed
-  --autobahn ws://A.B.C.D:PORT  run the Autobahn fuzzing server's cases
-  --crash panic|hardfault       fail on purpose (tests of the fault paths)
-  --help                        this text
+usage: firmware [OPTIONS]   (defaults in brackets)
+  --url ws://IP:PORT/PATH   server [none: boot check only]
+  --proto rfc6455|hixie76   [rfc6455]
+  --origin TEXT             [http://<own address>]
+  --subprotocol TEXT        subprotocol to ask for
+  --count N                 messages to send [8]
+  --message TEXT            send TEXT every time [a generated set]
+  --retry N                 connect retries [0]
+  --timeout-ms N            bound on every wait [5000]
+  --ip IP/N                 static address [DHCP]
+  --gateway IP              default route with --ip
+  --ping IP                 ping a host once the network is up
+  --echo                    echo every message back until closed
+  --autobahn ws://IP:PORT   run the Autobahn server's cases
+  --crash panic|hardfault   fail on purpose
+  --help                    this text
 Quote an argument holding spaces: --message \"two words\".";
 
 /// The options that take a value.
@@ -183,7 +183,7 @@ impl<'a> Config<'a> {
                     }
                 }
                 "--ip" => {
-                    let (address, prefix) = value.split_once('/').ok_or(ArgError {
+                    let (address, prefix) = split_at_byte(value, b'/', false).ok_or(ArgError {
                         message: "--ip takes A.B.C.D/N",
                         argument: value,
                     })?;
@@ -276,15 +276,33 @@ pub fn decimal(text: &str, max: u32) -> Option<u32> {
 /// Parses a dotted-quad IPv4 address; nothing else (no leading `+`, no empty parts).
 pub fn parse_ipv4(text: &str) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
-    let mut parts = text.split('.');
-    for byte in out.iter_mut() {
-        let part = parts.next()?;
+    let mut rest = text;
+    for (i, byte) in out.iter_mut().enumerate() {
+        let (part, tail) = match split_at_byte(rest, b'.', false) {
+            Some(split) if i < 3 => split,
+            None if i == 3 => (rest, ""),
+            _ => return None,
+        };
         if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         *byte = decimal(part, 255)? as u8;
+        rest = tail;
     }
-    parts.next().is_none().then_some(out)
+    Some(out)
+}
+
+/// `text` split around its first (or, with `last`, its last) byte `b`, an ASCII
+/// character: as `split_once`/`rsplit_once` with a char, without core's generic
+/// char searcher.
+fn split_at_byte(text: &str, b: u8, last: bool) -> Option<(&str, &str)> {
+    let bytes = text.as_bytes();
+    let i = if last {
+        bytes.iter().rposition(|&c| c == b)?
+    } else {
+        bytes.iter().position(|&c| c == b)?
+    };
+    Some((text.get(..i)?, text.get(i + 1..)?))
 }
 
 /// Parses `ws://A.B.C.D[:PORT][/PATH]` (port 80 and path `/` by default).
@@ -296,11 +314,11 @@ pub fn parse_url(text: &str) -> Result<WsUrl<'_>, ArgError<'_>> {
     let rest = text
         .strip_prefix("ws://")
         .ok_or(bad("URL must start with ws:// (wss is not supported)"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
+    let (authority, path) = match rest.as_bytes().iter().position(|&c| c == b'/') {
+        Some(i) => rest.split_at(i),
         None => (rest, "/"),
     };
-    let (host, port) = match authority.rsplit_once(':') {
+    let (host, port) = match split_at_byte(authority, b':', true) {
         Some((host, port)) => (
             host,
             decimal(port, 65535)

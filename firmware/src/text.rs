@@ -80,21 +80,33 @@ impl Line {
     /// Appends `text` double-quoted, with `"`, `\` and control characters escaped
     /// as Rust's `{:?}` does (other characters as they are).
     pub fn quoted(&mut self, text: &str) -> &mut Self {
+        // Byte by byte (UTF-8 beyond ASCII passes through whole), without core's
+        // char decoding and Unicode tables: the control characters are C0, DEL and
+        // C1 (U+0080..U+009F, encoded C2 80..C2 9F).
         self.s("\"");
-        for c in text.chars() {
-            match c {
-                '"' => self.s("\\\""),
-                '\\' => self.s("\\\\"),
-                '\n' => self.s("\\n"),
-                '\r' => self.s("\\r"),
-                '\t' => self.s("\\t"),
-                '\0' => self.s("\\0"),
-                c if c.is_control() => {
-                    let digits = (32 - (c as u32).leading_zeros()).div_ceil(4).max(1);
-                    self.s("\\u{").hex(c as u32, digits).s("}")
-                }
-                c => self.s(c.encode_utf8(&mut [0; 4])),
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(&b) = bytes.get(i) {
+            i += 1;
+            let control = match b {
+                b'"' => Some("\\\""),
+                b'\\' => Some("\\\\"),
+                b'\n' => Some("\\n"),
+                b'\r' => Some("\\r"),
+                b'\t' => Some("\\t"),
+                0 => Some("\\0"),
+                _ => None,
             };
+            if let Some(escape) = control {
+                self.s(escape);
+            } else if b < 0x20 || b == 0x7f {
+                self.s("\\u{").hex(b as u32, if b < 0x10 { 1 } else { 2 }).s("}");
+            } else if let (0xc2, Some(&c @ 0x80..=0x9f)) = (b, bytes.get(i)) {
+                i += 1;
+                self.s("\\u{").hex(c as u32, 2).s("}");
+            } else {
+                self.b(&[b]);
+            }
         }
         self.s("\"")
     }
@@ -182,6 +194,7 @@ mod tests {
             "two words, \"quoted\" \\ here",
             "tab\tnl\n\u{1}",
             "h\u{e9}llo \u{1F642}",
+            "c1 \u{80}\u{9f} del \u{7f} esc \u{1b}",
             "",
         ] {
             let mut l = Line::new();
