@@ -151,10 +151,21 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::All { common, grid, e2e } => {
             let out = prepare(&common)?;
+            let t0 = std::time::Instant::now();
+            let started = utc_now();
             run_footprint(&common, &out, e2e.no_build)?;
             run_e2e(&common, &out, &e2e, true)?;
             run_grid(&common, &out, &grid)?;
             run_micro(&out)?;
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            write_json(
+                &out.join("run.json"),
+                &serde_json::json!({
+                    "started_utc": started,
+                    "elapsed_s": t0.elapsed().as_secs_f64(),
+                    "args": args.join(" "),
+                }),
+            )?;
             report::write(&out)
         }
         Cmd::Micro { common } => {

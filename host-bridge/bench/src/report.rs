@@ -158,6 +158,17 @@ pub fn write(out: &Path) -> Result<()> {
          is shared and noisy: trust the ratios more than the absolute numbers.\n"
     )?;
 
+    if let Some(run) = read::<serde_json::Value>(&out.join("run.json")) {
+        writeln!(
+            md,
+            "Last full run: started {}, {:.1} min of measuring (builds before it not counted), \
+             `bench {}`.\n",
+            run["started_utc"].as_str().unwrap_or("?"),
+            run["elapsed_s"].as_f64().unwrap_or(0.0) / 60.0,
+            run["args"].as_str().unwrap_or("")
+        )?;
+    }
+
     // ---- goals ------------------------------------------------------------------
     let mut goals = String::new();
     writeln!(goals, "| goal | measured | |\n| --- | --- | --- |")?;
