@@ -1,18 +1,25 @@
 //! The IPv4 network: smoltcp's interface over the Ethernet driver, an address by
-//! DHCP or from `--ip`, one TCP socket for the WebSocket client, an ICMP socket for
-//! `--ping`, and the sleep-until-something-happens loop everything waits in.
+//! DHCP or from `--ip`, one TCP socket for the WebSocket client, `--ping`, and the
+//! sleep-until-something-happens loop everything waits in.
 //!
-//! smoltcp answers ARP and ICMP echo requests (ping) itself.
+//! smoltcp answers ARP and ICMP echo requests (ping) itself. `--ping` sends its own
+//! echo requests without a smoltcp socket (an ICMP or raw socket costs 2.4 KiB of
+//! flash): it resolves the next hop with its own ARP request, sends the frames
+//! through the driver and picks the replies out of the received frames ([`watch`]),
+//! which smoltcp still gets.
 
+use core::cell::Cell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+use cortex_m::interrupt::{self, Mutex};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::socket::{dhcpv4, raw, tcp};
+use smoltcp::phy::{ChecksumCapabilities, Device, TxToken};
+use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, Icmpv4Message, Icmpv4Packet, IpAddress, IpCidr, IpProtocol,
-    IpVersion, Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv4Repr,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    HardwareAddress, Icmpv4Message, Icmpv4Packet, IpAddress, IpCidr, IpProtocol, Ipv4Address,
+    Ipv4Cidr, Ipv4Packet, Ipv4Repr,
 };
 
 use firmware::config::StaticIp;
@@ -28,7 +35,6 @@ use crate::{clock, sleep};
 pub const TCP_RX: usize = 4096;
 /// TCP send buffer.
 pub const TCP_TX: usize = 2048;
-const ICMP_BUF: usize = 256;
 
 /// The statics the network lives in: the buffers, all zero, in `.bss` (not on the
 /// stack, and not in `.data`, whose initial values would be copied from flash).
@@ -36,23 +42,17 @@ struct Buffers {
     eth: Ethernet,
     tcp_rx: [u8; TCP_RX],
     tcp_tx: [u8; TCP_TX],
-    icmp_rx: [u8; ICMP_BUF],
-    icmp_tx: [u8; ICMP_BUF],
 }
 
 static mut BUFFERS: Buffers = Buffers {
     eth: Ethernet::EMPTY,
     tcp_rx: [0; TCP_RX],
     tcp_tx: [0; TCP_TX],
-    icmp_rx: [0; ICMP_BUF],
-    icmp_tx: [0; ICMP_BUF],
 };
 
 /// The small tables whose empty values are not all zero.
 struct Tables {
-    sockets: [SocketStorage<'static>; 3],
-    icmp_rx_meta: [raw::PacketMetadata; 1],
-    icmp_tx_meta: [raw::PacketMetadata; 1],
+    sockets: [SocketStorage<'static>; 2],
 }
 
 /// Filled in by [`Net::new`]: `MaybeUninit` keeps it in `.bss`.
@@ -83,10 +83,12 @@ pub struct Net {
     pub sockets: SocketSet<'static>,
     dhcp: Option<SocketHandle>,
     pub tcp: SocketHandle,
-    icmp: SocketHandle,
     pub rng: Rng,
     /// This board's address once configured.
     pub address: Option<Ipv4Cidr>,
+    /// The default route's gateway, if any (for `--ping` beyond the subnet).
+    gateway: Option<Ipv4Address>,
+    mac: EthernetAddress,
     next_port: u16,
 }
 
@@ -104,9 +106,7 @@ impl Net {
             (
                 &mut *core::ptr::addr_of_mut!(BUFFERS),
                 (*core::ptr::addr_of_mut!(TABLES)).write(Tables {
-                    sockets: [SocketStorage::EMPTY; 3],
-                    icmp_rx_meta: [raw::PacketMetadata::EMPTY; 1],
-                    icmp_tx_meta: [raw::PacketMetadata::EMPTY; 1],
+                    sockets: [SocketStorage::EMPTY; 2],
                 }),
             )
         };
@@ -119,13 +119,8 @@ impl Net {
             tcp::SocketBuffer::new(&mut st.tcp_rx[..]),
             tcp::SocketBuffer::new(&mut st.tcp_tx[..]),
         ));
-        let icmp = sockets.add(raw::Socket::new(
-            Some(IpVersion::Ipv4),
-            Some(IpProtocol::Icmp),
-            raw::PacketBuffer::new(&mut tables.icmp_rx_meta[..], &mut st.icmp_rx[..]),
-            raw::PacketBuffer::new(&mut tables.icmp_tx_meta[..], &mut st.icmp_tx[..]),
-        ));
         let mut address = None;
+        let mut gateway = None;
         let dhcp = match static_ip {
             Some(s) => {
                 let cidr = Ipv4Cidr::new(ip4(s.address), s.prefix_len);
@@ -134,6 +129,7 @@ impl Net {
                 });
                 if let Some(gw) = s.gateway {
                     let _ = iface.routes_mut().add_default_ipv4_route(ip4(gw));
+                    gateway = Some(ip4(gw));
                 }
                 address = Some(cidr);
                 log(Line::new()
@@ -155,9 +151,10 @@ impl Net {
             sockets,
             dhcp,
             tcp,
-            icmp,
             rng,
             address,
+            gateway,
+            mac: EthernetAddress(mac),
             next_port,
         }
     }
@@ -180,6 +177,7 @@ impl Net {
             }
         });
         self.iface.routes_mut().remove_default_ipv4_route();
+        self.gateway = event.and_then(|(_, router)| router);
         match event {
             Some((cidr, router)) => {
                 let mut line = Line::new();
@@ -199,16 +197,16 @@ impl Net {
         }
     }
 
-    /// Sleeps until an interrupt (a frame, the 1 ms tick) unless smoltcp has
-    /// something to do right now.
+    /// Sleeps until an interrupt (a frame, the 1 ms tick) unless a frame waits.
+    ///
+    /// smoltcp's own timers are not asked (`poll_delay`, 0.7 KiB of flash): [`poll`]
+    /// sends everything that can go, so what is left is due on a timer, and every
+    /// smoltcp timer has millisecond resolution, which the 1 ms tick that ends every
+    /// sleep honours.
+    ///
+    /// [`poll`]: Net::poll
     pub fn idle(&mut self) {
-        let due_now = self
-            .iface
-            .poll_delay(clock::now(), &self.sockets)
-            .is_some_and(|d| d.total_millis() == 0);
-        if !due_now {
-            sleep(ethernet::has_work);
-        }
+        sleep(ethernet::has_work);
     }
 
     /// Polls until `ready` returns a value or `deadline` passes.
@@ -253,54 +251,164 @@ impl Net {
     }
 
     /// Sends one ICMP echo request to `target` and waits for its reply; returns the
-    /// round-trip time in milliseconds. (A raw IPv4 socket for ICMP: 1.x KiB smaller
-    /// than smoltcp's ICMP socket.)
+    /// round-trip time in milliseconds. The next hop (`target` on the subnet, else
+    /// the gateway) is resolved by ARP first, on the first ping.
     pub fn ping(&mut self, target: [u8; 4], seq: u16, deadline: Deadline) -> Result<u32, Timeout> {
-        let ident = 0x5753;
-        let handle = self.icmp;
-        let src = self
-            .address
-            .map(|a| a.address())
-            .unwrap_or(Ipv4Address::UNSPECIFIED);
-        let socket = self.sockets.get_mut::<raw::Socket>(handle);
+        let target = ip4(target);
+        let own = self.address.ok_or(Timeout)?;
+        let hop = if own.contains_addr(&target) {
+            target
+        } else {
+            self.gateway.ok_or(Timeout)?
+        };
         let start = clock::now_ms();
+        let mut w = watched();
+        if w.hop != Some(hop) {
+            w.hop = Some(hop);
+            w.hop_mac = None;
+        }
+        w.target = target;
+        w.reply = None;
+        interrupt::free(|cs| WATCH.borrow(cs).set(w));
+        let hop_mac = match w.hop_mac {
+            Some(mac) => mac,
+            None => {
+                let arp = ArpRepr::EthernetIpv4 {
+                    operation: ArpOperation::Request,
+                    source_hardware_addr: self.mac,
+                    source_protocol_addr: own.address(),
+                    target_hardware_addr: EthernetAddress([0; 6]),
+                    target_protocol_addr: hop,
+                };
+                // Asked again every second, as smoltcp does (a reply can be lost,
+                // for one in a receive FIFO that overflowed).
+                loop {
+                    self.send_frame(
+                        EthernetAddress::BROADCAST,
+                        EthernetProtocol::Arp,
+                        28,
+                        |buf| arp.emit(&mut ArpPacket::new_unchecked(buf)),
+                    );
+                    let again = Deadline::after_ms(1000);
+                    let first = if deadline.0.wrapping_sub(again.0) as i32 > 0 {
+                        again
+                    } else {
+                        deadline
+                    };
+                    if let Ok(mac) = self.wait(first, |_| watched().hop_mac) {
+                        break mac;
+                    }
+                    if deadline.passed() {
+                        return Err(Timeout);
+                    }
+                }
+            }
+        };
         let payload = start.to_le_bytes();
         let repr = Ipv4Repr {
-            src_addr: src,
-            dst_addr: ip4(target),
+            src_addr: own.address(),
+            dst_addr: target,
             next_header: IpProtocol::Icmp,
             payload_len: 8 + payload.len(),
             hop_limit: 64,
         };
-        if let Ok(buf) = socket.send(repr.buffer_len() + 8 + payload.len()) {
-            let mut ip = Ipv4Packet::new_unchecked(buf);
-            repr.emit(&mut ip, &ChecksumCapabilities::default());
-            let mut packet = Icmpv4Packet::new_unchecked(ip.payload_mut());
-            packet.set_msg_type(Icmpv4Message::EchoRequest);
-            packet.set_msg_code(0);
-            packet.set_echo_ident(ident);
-            packet.set_echo_seq_no(seq);
-            packet.data_mut().copy_from_slice(&payload);
-            packet.fill_checksum();
-        }
-        self.wait(deadline, |net| {
-            let socket = net.sockets.get_mut::<raw::Socket>(handle);
-            while let Ok(data) = socket.recv() {
-                let Ok(ip) = Ipv4Packet::new_checked(data) else {
-                    continue;
-                };
-                let Ok(packet) = Icmpv4Packet::new_checked(ip.payload()) else {
-                    continue;
-                };
-                if ip.src_addr() == ip4(target)
-                    && packet.msg_type() == Icmpv4Message::EchoReply
-                    && packet.echo_ident() == ident
-                    && packet.echo_seq_no() == seq
-                {
-                    return Some(clock::now_ms().wrapping_sub(start));
-                }
-            }
-            None
+        self.send_frame(
+            hop_mac,
+            EthernetProtocol::Ipv4,
+            20 + 8 + payload.len(),
+            |buf| {
+                let mut ip = Ipv4Packet::new_unchecked(buf);
+                repr.emit(&mut ip, &ChecksumCapabilities::default());
+                let mut packet = Icmpv4Packet::new_unchecked(ip.payload_mut());
+                packet.set_msg_type(Icmpv4Message::EchoRequest);
+                packet.set_msg_code(0);
+                packet.set_echo_ident(PING_IDENT);
+                packet.set_echo_seq_no(seq);
+                packet.data_mut().copy_from_slice(&payload);
+                packet.fill_checksum();
+            },
+        );
+        self.wait(deadline, |_| {
+            (watched().reply == Some(seq)).then(|| clock::now_ms().wrapping_sub(start))
         })
     }
+
+    /// Sends one Ethernet frame from this board to `dst` whose payload of `len`
+    /// bytes `fill` writes (with smoltcp's emitters, which its own sending already
+    /// links); dropped if the transmitter is busy (a lost ping).
+    fn send_frame(
+        &mut self,
+        dst: EthernetAddress,
+        ethertype: EthernetProtocol,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        if let Some(tx) = self.eth.transmit(clock::now()) {
+            tx.consume(14 + len, |buf| {
+                let mut frame = EthernetFrame::new_unchecked(buf);
+                frame.set_dst_addr(dst);
+                frame.set_src_addr(self.mac);
+                frame.set_ethertype(ethertype);
+                fill(frame.payload_mut());
+            });
+        }
+    }
+}
+
+/// The echo requests' identifier.
+const PING_IDENT: u16 = 0x5753;
+
+/// What `--ping` waits for, filled in by [`watch`].
+#[derive(Clone, Copy)]
+struct Watched {
+    /// The next hop whose ARP reply is awaited, and its MAC once it came.
+    hop: Option<Ipv4Address>,
+    hop_mac: Option<EthernetAddress>,
+    /// The pinged host, and the sequence number of its last echo reply.
+    target: Ipv4Address,
+    reply: Option<u16>,
+}
+
+static WATCH: Mutex<Cell<Watched>> = Mutex::new(Cell::new(Watched {
+    hop: None,
+    hop_mac: None,
+    target: Ipv4Address::UNSPECIFIED,
+    reply: None,
+}));
+
+fn watched() -> Watched {
+    interrupt::free(|cs| WATCH.borrow(cs).get())
+}
+
+/// Looks at every received Ethernet frame (called by the driver, before smoltcp
+/// gets it) for what `--ping` waits for: the next hop's ARP reply and the target's
+/// echo replies. Read by offset (RFC 826, RFC 791, RFC 792): smoltcp's checked
+/// packet views would add their own copies of its parsers for this buffer type.
+pub fn watch(frame: &[u8]) {
+    let mut w = watched();
+    let Some(hop) = w.hop else { return };
+    let field = |at: usize, len: usize| frame.get(at..at + len).unwrap_or(&[]);
+    match field(12, 2) {
+        // ARP reply for Ethernet/IPv4 from the next hop: its MAC.
+        [0x08, 0x06]
+            if field(14, 8) == [0, 1, 8, 0, 6, 4, 0, 2] && field(28, 4) == hop.octets() =>
+        {
+            let mut mac = [0; 6];
+            mac.copy_from_slice(field(22, 6));
+            w.hop_mac = Some(EthernetAddress(mac));
+        }
+        // IPv4, ICMP, from the target: an echo reply with our identifier.
+        [0x08, 0x00] if field(23, 1) == [1] && field(26, 4) == w.target.octets() => {
+            let icmp = 14 + 4 * (field(14, 1).first().copied().unwrap_or(0) & 15) as usize;
+            if field(icmp, 1) == [0] && field(icmp + 4, 2) == PING_IDENT.to_be_bytes() {
+                let seq = field(icmp + 6, 2);
+                w.reply = Some(u16::from_be_bytes([
+                    seq.first().copied().unwrap_or(0),
+                    seq.get(1).copied().unwrap_or(0),
+                ]));
+            }
+        }
+        _ => return,
+    }
+    interrupt::free(|cs| WATCH.borrow(cs).set(w));
 }

@@ -19,7 +19,10 @@ impl Default for Line {
 }
 
 impl Line {
-    pub const fn new() -> Self {
+    /// An empty line. Not inlined: the firmware builds lines at some 30 places, and
+    /// a call is smaller than clearing the buffer in place.
+    #[inline(never)]
+    pub fn new() -> Self {
         Line {
             buf: [0; LINE_CAPACITY],
             len: 0,
@@ -100,7 +103,9 @@ impl Line {
             if let Some(escape) = control {
                 self.s(escape);
             } else if b < 0x20 || b == 0x7f {
-                self.s("\\u{").hex(b as u32, if b < 0x10 { 1 } else { 2 }).s("}");
+                self.s("\\u{")
+                    .hex(b as u32, if b < 0x10 { 1 } else { 2 })
+                    .s("}");
             } else if let (0xc2, Some(&c @ 0x80..=0x9f)) = (b, bytes.get(i)) {
                 i += 1;
                 self.s("\\u{").hex(c as u32, 2).s("}");

@@ -238,6 +238,7 @@ impl Device for Ethernet {
             return None;
         }
         let len = self.read_frame()?;
+        crate::net::watch(&bytes(&self.rx)[2..2 + len]);
         Some((
             RxToken { buf: &self.rx, len },
             TxToken { buf: &mut self.tx },
