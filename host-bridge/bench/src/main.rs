@@ -247,7 +247,10 @@ fn run_e2e(common: &Common, out: &Path, e: &E2eArgs, no_build: bool) -> Result<(
         build: !no_build,
     };
     let data = e2e::run(&common.root, &cfg, &log_dir())?;
-    write_json(&out.join("e2e.json"), &data)
+    // Compact: it holds every round trip (tens of thousands of numbers).
+    let path = out.join("e2e.json");
+    std::fs::write(&path, serde_json::to_string(&data)? + "\n")
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn run_micro(out: &Path) -> Result<()> {
