@@ -21,7 +21,7 @@ FW_TARGET=thumbv7m-none-eabi
 DEBIAN_RUSTC=/usr/bin/rustc
 DEBIAN_CARGO=/usr/bin/cargo
 # Added to .cargo/config.toml's rustflags for the target (cargo merges the arrays).
-FW_RUSTFLAGS="['-Zlocation-detail=none', '-Zfmt-debug=none', '-Zmir-opt-level=1', '-Ctarget-cpu=cortex-m3', '-Cllvm-args=-inline-threshold=0', '-Clink-arg=--icf=all']"
+FW_RUSTFLAGS="['-Zlocation-detail=none', '-Zfmt-debug=none', '-Zmir-opt-level=1', '-Ctarget-cpu=cortex-m3', '-Cllvm-args=-inline-threshold=50', '-Clink-arg=--icf=all']"
 
 fw_rustup_has_target() {
     command -v rustc >/dev/null 2>&1 || return 1
