@@ -1,10 +1,10 @@
-//! What happens when the program panics or the CPU faults: a clear message and a
-//! non-zero exit, never a hang.
+//! What happens when the CPU faults: a clear message and a non-zero exit, never a
+//! hang. (A panic: `panic-semihosting` prints it and exits with status 1.)
 
 use cortex_m_rt::{exception, ExceptionFrame};
 use firmware::text::Line;
 
-use crate::log::{log, print};
+use crate::log::log;
 
 use crate::exit::{exit, ExitCode};
 
@@ -13,27 +13,6 @@ const CFSR: *const u32 = 0xE000_ED28 as *const u32;
 const HFSR: *const u32 = 0xE000_ED2C as *const u32;
 const MMFAR: *const u32 = 0xE000_ED34 as *const u32;
 const BFAR: *const u32 = 0xE000_ED38 as *const u32;
-
-/// Prints `panicked: MESSAGE` and exits with status 1.
-///
-/// This replaces `panic-semihosting`, which prints the panic with `core::fmt`
-/// (`writeln!("{}", info)`): that machinery alone was 1.4 KiB of flash. Without it, a
-/// message is printed when it is plain text (`panic!("literal")`, `expect`, `assert!`
-/// without arguments); a formatted one (core's "index out of bounds: the len is {}
-/// ...") is replaced by a fixed text. Locations are not kept in the image either
-/// (`-Zlocation-detail=none`, see ci/toolchain.sh).
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    cortex_m::interrupt::disable();
-    print("panicked: ");
-    print(
-        info.message()
-            .as_str()
-            .unwrap_or("(a formatted message: not printed, the image has no core::fmt)"),
-    );
-    print("\n");
-    exit(ExitCode::Panic as u8)
-}
 
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {

@@ -9,6 +9,7 @@
 
 use cortex_m_rt::entry;
 use lm3s6965::interrupt;
+use panic_semihosting as _;
 
 use firmware::cmdline;
 use firmware::config::{Config, Crash, Mode, USAGE};
