@@ -122,9 +122,22 @@ fn receive_reply(s: &mut Session, kind: MessageKind, sent: &[u8]) -> Result<bool
     let mut received = 0usize;
     // The start of the reply, for the log when it does not match.
     let mut head = [0u8; 40];
+    let mut wrong_length = false;
     loop {
+        // A reply announced or grown longer than what was sent cannot match: say so
+        // now rather than read (or wait for) the rest of it.
         match s.next_event("waiting for the echo")? {
-            Ev::Start(k, _) => got_kind = Some(k),
+            Ev::Start(k, len) => {
+                got_kind = Some(k);
+                if let Some(len) = len.filter(|&len| len != sent.len() as u64) {
+                    log(Line::new()
+                        .s("reply announces ")
+                        .u(len.min(u32::MAX as u64) as u32)
+                        .s(" bytes"));
+                    wrong_length = true;
+                    break;
+                }
+            }
             Ev::Data(n) => {
                 let data = &s.chunk[..n];
                 let at = received.min(head.len());
@@ -132,6 +145,10 @@ fn receive_reply(s: &mut Session, kind: MessageKind, sent: &[u8]) -> Result<bool
                 head[at..at + take].copy_from_slice(&data[..take]);
                 received += n;
                 checker.feed(data);
+                if received > sent.len() {
+                    wrong_length = true;
+                    break;
+                }
             }
             Ev::End => break,
             Ev::Ping | Ev::Pong | Ev::Nothing => {}
@@ -146,7 +163,7 @@ fn receive_reply(s: &mut Session, kind: MessageKind, sent: &[u8]) -> Result<bool
     if s.retype.happened {
         log(Line::new().s("tolerated: the binary reply came in a text frame"));
     }
-    let ok = got_kind == Some(kind) && checker.is_match();
+    let ok = !wrong_length && got_kind == Some(kind) && checker.is_match();
     if !ok {
         log(Line::new()
             .s("reply: ")
