@@ -116,33 +116,6 @@ fn echo_mode_streams_messages_back_until_the_server_closes() {
 }
 
 #[test]
-fn wrong_accept_key_fails_the_handshake_with_exit_5() {
-    let (peer, port) = server("fw-bad-accept", &["--bad-handshake"]);
-    let run = boot(&["--url", &url(port), "--timeout-ms", "3000"], None, 60);
-    assert_status(&run, &peer, 5);
-    run.assert_printed("error: handshake failed: missing or wrong Sec-WebSocket-Accept");
-}
-
-#[test]
-fn wrong_hixie76_md5_answer_fails_the_handshake_with_exit_5() {
-    let (peer, port) = server("fw-bad-md5", &["--bad-handshake"]);
-    let run = boot(
-        &[
-            "--url",
-            &url(port),
-            "--proto",
-            "hixie76",
-            "--timeout-ms",
-            "3000",
-        ],
-        None,
-        60,
-    );
-    assert_status(&run, &peer, 5);
-    run.assert_printed("error: handshake failed: wrong hixie-76 challenge response");
-}
-
-#[test]
 fn nothing_listening_retries_with_backoff_then_exits_4() {
     let port = free_port(); // released again: nothing listens there
     let run = boot(

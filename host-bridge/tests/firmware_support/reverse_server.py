@@ -3,11 +3,10 @@
 end-to-end tests: replies to every message with message[::-1], like the tutorial's
 tornado server. Standard library only.
 
-    reverse_server.py PORT [--bad-handshake | --drive | --no-reverse | --twice | --binary-as-text]
+    reverse_server.py PORT [--drive | --no-reverse | --twice | --binary-as-text]
 
-Listens on 127.0.0.1:PORT and serves until killed. With --bad-handshake the answer
-to the opening handshake is wrong (Sec-WebSocket-Accept / the hixie-76 MD5
-challenge answer). With --no-reverse (RFC 6455) it echoes messages unchanged; with --twice it sends
+Listens on 127.0.0.1:PORT and serves until killed. (Wrong handshake answers are
+e2e_hostile.rs's job.) With --no-reverse (RFC 6455) it echoes messages unchanged; with --twice it sends
 every reply twice; with --binary-as-text binary replies go in text frames (like
 the tutorial's tornado server).
 With --drive the server talks first, for the
@@ -18,7 +17,6 @@ back unchanged, closes, and prints "drive ok" or "drive FAILED".
 import base64, hashlib, socket, struct, sys, threading
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-BAD = "--bad-handshake" in sys.argv
 DRIVE = "--drive" in sys.argv
 # Echo unchanged instead of reversed (a server the firmware must catch out).
 SAME = "--no-reverse" in sys.argv
@@ -232,8 +230,6 @@ def handle(conn):
         print("handshake: %s origin=%s" % (path, headers.get("origin")), flush=True)
         if "sec-websocket-key" in headers:
             accept = base64.b64encode(hashlib.sha1(headers["sec-websocket-key"].encode() + GUID).digest())
-            if BAD:
-                accept = base64.b64encode(b"not the right answer")
             conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                          b"Connection: Upgrade\r\nServer: reverse_server.py\r\n"
                          b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
@@ -245,8 +241,6 @@ def handle(conn):
             n1 = hixie_number(headers["sec-websocket-key1"])
             n2 = hixie_number(headers["sec-websocket-key2"])
             answer = hashlib.md5(struct.pack(">II", n1, n2) + key3).digest()
-            if BAD:
-                answer = bytes(16)
             location = "ws://%s%s" % (headers["host"], path)
             conn.sendall(("HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n"
                           "Connection: Upgrade\r\nSec-WebSocket-Origin: %s\r\n"
