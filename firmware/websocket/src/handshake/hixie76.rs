@@ -9,7 +9,7 @@
 //! [`write_accept`] writes the answer with the challenge response.
 
 use super::{
-    check_value, find_end, parse_request_line, parse_status_line, split_head, ClientRequest,
+    check_value, find_end, parse_request_line, parse_upgrade_response, split_head, ClientRequest,
     Headers, Out, Parse,
 };
 use crate::{Error, Rng};
@@ -242,26 +242,9 @@ impl Client {
         input: &'a [u8],
         max_len: usize,
     ) -> Result<Parse<Response<'a>>, Error> {
-        let Some(end) = find_end(input, max_len)? else {
+        let Some((end, headers)) = parse_upgrade_response(input, max_len)? else {
             return Ok(Parse::Incomplete);
         };
-        let head = input.get(..end).ok_or(Error::Malformed)?;
-        let (start, headers) = split_head(head)?;
-        if parse_status_line(start)? != 101 {
-            return Err(Error::BadStatus);
-        }
-        if !headers
-            .get("Upgrade")
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        {
-            return Err(Error::BadUpgrade);
-        }
-        if !headers
-            .get("Connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("upgrade"))
-        {
-            return Err(Error::BadConnection);
-        }
         if headers.get("Sec-WebSocket-Origin") != Some(req.origin.unwrap_or("null")) {
             return Err(Error::BadOrigin);
         }
@@ -541,6 +524,19 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
             response_err("HTTP/1.1 101", "HTTP/1.0 101"),
             Error::BadHttpVersion
         );
+    }
+
+    #[test]
+    fn connection_and_upgrade_are_matched_as_tokens() {
+        let client =
+            Client::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U").unwrap();
+        let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: websocket\r\n\
+Connection: keep-alive, Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
+Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\r\n\r\n8jKS'y:G*Co,Wxa-";
+        assert!(matches!(
+            client.parse_response(&REQ, resp.as_bytes(), 512),
+            Ok(Parse::Done { consumed, .. }) if consumed == resp.len()
+        ));
     }
 
     #[test]

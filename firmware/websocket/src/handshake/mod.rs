@@ -162,6 +162,31 @@ pub(crate) fn find_end(input: &[u8], max_len: usize) -> Result<Option<usize>, Er
     }
 }
 
+/// The part of checking a server's answer that both protocols share: a complete
+/// header block (else `Ok(None)`), status 101, and `Upgrade: websocket` and
+/// `Connection: upgrade` as tokens in any case (servers send comma lists such
+/// as `keep-alive, Upgrade`). Returns the header block's length and its headers.
+pub(crate) fn parse_upgrade_response(
+    input: &[u8],
+    max_len: usize,
+) -> Result<Option<(usize, Headers<'_>)>, Error> {
+    let Some(end) = find_end(input, max_len)? else {
+        return Ok(None);
+    };
+    let head = input.get(..end).ok_or(Error::Malformed)?;
+    let (start, headers) = split_head(head)?;
+    if parse_status_line(start)? != 101 {
+        return Err(Error::BadStatus);
+    }
+    if !headers.has_token("Upgrade", "websocket") {
+        return Err(Error::BadUpgrade);
+    }
+    if !headers.has_token("Connection", "upgrade") {
+        return Err(Error::BadConnection);
+    }
+    Ok(Some((end, headers)))
+}
+
 /// Splits a complete header block (ending in `\r\n\r\n`) into its start line
 /// and checked header lines.
 pub(crate) fn split_head(head: &[u8]) -> Result<(&str, Headers<'_>), Error> {

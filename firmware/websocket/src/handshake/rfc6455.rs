@@ -8,7 +8,7 @@
 //! [`write_reject`](super::write_reject) / [`write_error_response`](super::write_error_response).
 
 use super::{
-    check_value, find_end, parse_request_line, parse_status_line, split_head, ClientRequest,
+    check_value, find_end, parse_request_line, parse_upgrade_response, split_head, ClientRequest,
     Headers, Out, Parse,
 };
 use crate::{base64, Error, Rng};
@@ -102,20 +102,9 @@ impl Client {
         input: &'a [u8],
         max_len: usize,
     ) -> Result<Parse<Response<'a>>, Error> {
-        let Some(end) = find_end(input, max_len)? else {
+        let Some((end, headers)) = parse_upgrade_response(input, max_len)? else {
             return Ok(Parse::Incomplete);
         };
-        let head = input.get(..end).ok_or(Error::Malformed)?;
-        let (start, headers) = split_head(head)?;
-        if parse_status_line(start)? != 101 {
-            return Err(Error::BadStatus);
-        }
-        if !headers.has_token("Upgrade", "websocket") {
-            return Err(Error::BadUpgrade);
-        }
-        if !headers.has_token("Connection", "upgrade") {
-            return Err(Error::BadConnection);
-        }
         let accept = headers
             .get("Sec-WebSocket-Accept")
             .ok_or(Error::BadAccept)?;
