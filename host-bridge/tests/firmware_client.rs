@@ -176,25 +176,24 @@ fn ping_to_nobody_times_out_with_exit_4() {
     run.assert_printed("error: no ping reply from 10.0.2.99 within 1000 ms");
 }
 
-/// smoltcp answers ICMP echo requests itself: a scripted host on a QEMU socket
-/// network (no slirp, no DHCP: static address) pings the board while the board
-/// pings it.
-#[test]
-fn board_answers_ping_on_a_socket_network_with_a_static_address() {
+/// Boots the board with a static address on a QEMU socket network whose other end
+/// is a scripted Ethernet host (`eth_peer.py` with `peer_args`), and has the board
+/// ping that host. Returns the host and the board's run.
+fn ping_scripted_host(name: &str, peer_args: &[&str]) -> (Peer, Run) {
     let port = free_port();
     let script = repo_root().join("host-bridge/tests/firmware_support/eth_peer.py");
     let port_arg = port.to_string();
-    let peer = Peer::spawn(
-        "fw-eth-peer",
-        "python3",
+    let args = [
         &[
             script.to_str().expect("utf-8 path"),
             &port_arg,
             "192.168.77.1",
             "192.168.77.2",
-        ],
-        port,
-    );
+        ][..],
+        peer_args,
+    ]
+    .concat();
+    let peer = Peer::spawn(name, "python3", &args, port);
     let net = format!("-nic socket,model=stellaris,mac=52:54:00:12:34:56,connect=127.0.0.1:{port}");
     let run = boot(
         &[
@@ -208,6 +207,15 @@ fn board_answers_ping_on_a_socket_network_with_a_static_address() {
         Some(&net),
         60,
     );
+    (peer, run)
+}
+
+/// smoltcp answers ICMP echo requests itself: a scripted host on a QEMU socket
+/// network (no slirp, no DHCP: static address) pings the board while the board
+/// pings it.
+#[test]
+fn board_answers_ping_on_a_socket_network_with_a_static_address() {
+    let (peer, run) = ping_scripted_host("fw-eth-peer", &[]);
     assert_status(&run, &peer, 0);
     run.assert_printed("ping 192.168.77.1: seq 2 time ");
     let log = peer.log_tail(40);
@@ -253,34 +261,7 @@ fn echo_that_is_not_reversed_is_a_mismatch_with_exit_6() {
 /// smoltcp asks again) and carries on.
 #[test]
 fn receive_fifo_overrun_is_counted_and_recovered_from() {
-    let port = free_port();
-    let script = repo_root().join("host-bridge/tests/firmware_support/eth_peer.py");
-    let port_arg = port.to_string();
-    let peer = Peer::spawn(
-        "fw-eth-oversize",
-        "python3",
-        &[
-            script.to_str().expect("utf-8 path"),
-            &port_arg,
-            "192.168.77.1",
-            "192.168.77.2",
-            "--oversize",
-        ],
-        port,
-    );
-    let net = format!("-nic socket,model=stellaris,mac=52:54:00:12:34:56,connect=127.0.0.1:{port}");
-    let run = boot(
-        &[
-            "--ip",
-            "192.168.77.2/24",
-            "--ping",
-            "192.168.77.1",
-            "--timeout-ms",
-            "3000",
-        ],
-        Some(&net),
-        60,
-    );
+    let (peer, run) = ping_scripted_host("fw-eth-oversize", &["--oversize"]);
     assert_status(&run, &peer, 0);
     assert!(peer.log_tail(40).contains("sent a 2100-byte frame"));
     run.assert_printed("ping 192.168.77.1: seq 2 time ");
