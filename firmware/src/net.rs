@@ -250,9 +250,9 @@ impl Net {
         socket.connect(cx, (IpAddress::Ipv4(ip4(ip)), port), local)
     }
 
-    /// Sends one ICMP echo request to `target` and waits for its reply; returns the
-    /// round-trip time in milliseconds. The next hop (`target` on the subnet, else
-    /// the gateway) is resolved by ARP first, on the first ping.
+    /// Sends ICMP echo request `seq` to `target` and waits for its reply; returns
+    /// the round-trip time in milliseconds. The next hop (`target` on the subnet,
+    /// else the gateway) is resolved by ARP first, on the first ping.
     pub fn ping(&mut self, target: [u8; 4], seq: u16, deadline: Deadline) -> Result<u32, Timeout> {
         let target = ip4(target);
         let own = self.address.ok_or(Timeout)?;
@@ -280,28 +280,18 @@ impl Net {
                     target_hardware_addr: EthernetAddress([0; 6]),
                     target_protocol_addr: hop,
                 };
-                // Asked again every second, as smoltcp does (a reply can be lost,
-                // for one in a receive FIFO that overflowed).
-                loop {
-                    self.send_frame(
-                        EthernetAddress::BROADCAST,
-                        EthernetProtocol::Arp,
-                        28,
-                        |buf| arp.emit(&mut ArpPacket::new_unchecked(buf)),
-                    );
-                    let again = Deadline::after_ms(1000);
-                    let first = if deadline.0.wrapping_sub(again.0) as i32 > 0 {
-                        again
-                    } else {
-                        deadline
-                    };
-                    if let Ok(mac) = self.wait(first, |_| watched().hop_mac) {
-                        break mac;
-                    }
-                    if deadline.passed() {
-                        return Err(Timeout);
-                    }
-                }
+                self.ask_every_second(
+                    deadline,
+                    |net| {
+                        net.send_frame(
+                            EthernetAddress::BROADCAST,
+                            EthernetProtocol::Arp,
+                            28,
+                            |buf| arp.emit(&mut ArpPacket::new_unchecked(buf)),
+                        )
+                    },
+                    || watched().hop_mac,
+                )?
             }
         };
         let payload = start.to_le_bytes();
@@ -312,25 +302,55 @@ impl Net {
             payload_len: 8 + payload.len(),
             hop_limit: 64,
         };
-        self.send_frame(
-            hop_mac,
-            EthernetProtocol::Ipv4,
-            20 + 8 + payload.len(),
-            |buf| {
-                let mut ip = Ipv4Packet::new_unchecked(buf);
-                repr.emit(&mut ip, &ChecksumCapabilities::default());
-                let mut packet = Icmpv4Packet::new_unchecked(ip.payload_mut());
-                packet.set_msg_type(Icmpv4Message::EchoRequest);
-                packet.set_msg_code(0);
-                packet.set_echo_ident(PING_IDENT);
-                packet.set_echo_seq_no(seq);
-                packet.data_mut().copy_from_slice(&payload);
-                packet.fill_checksum();
+        let request = |buf: &mut [u8]| {
+            let mut ip = Ipv4Packet::new_unchecked(buf);
+            repr.emit(&mut ip, &ChecksumCapabilities::default());
+            let mut packet = Icmpv4Packet::new_unchecked(ip.payload_mut());
+            packet.set_msg_type(Icmpv4Message::EchoRequest);
+            packet.set_msg_code(0);
+            packet.set_echo_ident(PING_IDENT);
+            packet.set_echo_seq_no(seq);
+            packet.data_mut().copy_from_slice(&payload);
+            packet.fill_checksum();
+        };
+        self.ask_every_second(
+            deadline,
+            |net| {
+                net.send_frame(
+                    hop_mac,
+                    EthernetProtocol::Ipv4,
+                    20 + 8 + payload.len(),
+                    request,
+                )
             },
-        );
-        self.wait(deadline, |_| {
-            (watched().reply == Some(seq)).then(|| clock::now_ms().wrapping_sub(start))
-        })
+            || (watched().reply == Some(seq)).then(|| clock::now_ms().wrapping_sub(start)),
+        )
+    }
+
+    /// Sends a request, and sends it again every second until `answer` gives a
+    /// value or the deadline passes. A request or its answer can be lost on the
+    /// wire, or in a receive FIFO reset after an overrun: one try is not enough.
+    fn ask_every_second<T>(
+        &mut self,
+        deadline: Deadline,
+        mut send: impl FnMut(&mut Net),
+        answer: impl Fn() -> Option<T>,
+    ) -> Result<T, Timeout> {
+        loop {
+            send(self);
+            let again = Deadline::after_ms(1000);
+            let first = if deadline.0.wrapping_sub(again.0) as i32 > 0 {
+                again
+            } else {
+                deadline
+            };
+            if let Ok(value) = self.wait(first, |_| answer()) {
+                return Ok(value);
+            }
+            if deadline.passed() {
+                return Err(Timeout);
+            }
+        }
     }
 
     /// Sends one Ethernet frame from this board to `dst` whose payload of `len`

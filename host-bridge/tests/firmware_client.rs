@@ -257,8 +257,10 @@ fn echo_that_is_not_reversed_is_a_mismatch_with_exit_6() {
 }
 
 /// A frame larger than the receive FIFO makes QEMU's Stellaris model report an
-/// overrun (FOV): the driver counts it, resets the FIFO (frames in it are lost,
-/// smoltcp asks again) and carries on.
+/// overrun (FOV): the driver counts it, resets the FIFO and carries on. Frames
+/// that arrived behind the big one are lost with the reset (here the ARP reply
+/// or the first echo reply, depending on timing): `--ping` asks again every
+/// second, so the run still gets its three replies.
 #[test]
 fn receive_fifo_overrun_is_counted_and_recovered_from() {
     let (peer, run) = ping_scripted_host("fw-eth-oversize", &["--oversize"]);
