@@ -81,8 +81,22 @@ pub const fn header_len(len: u64, masked: bool) -> usize {
 /// XORs `buf` with `key`, starting at key position `offset` (0..4).
 /// Returns the new offset.
 pub fn apply_mask(key: [u8; 4], offset: usize, buf: &mut [u8]) -> usize {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b ^= key[(offset + i) & 3];
+    // The key rotated to `offset`, then 8 bytes per XOR (LLVM vectorizes this).
+    let k = [
+        key[offset & 3],
+        key[(offset + 1) & 3],
+        key[(offset + 2) & 3],
+        key[(offset + 3) & 3],
+    ];
+    let m = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        if let Ok(a) = <[u8; 8]>::try_from(&*c) {
+            c.copy_from_slice(&(u64::from_ne_bytes(a) ^ m).to_ne_bytes());
+        }
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= k[i & 3];
     }
     (offset + buf.len()) & 3
 }

@@ -13,21 +13,27 @@ fn is_cont(b: u8) -> bool {
 /// by byte where no lead byte can be found; it never panics.)
 pub fn reverse_text(buf: &mut [u8]) {
     buf.reverse();
+    let n = buf.len();
     let mut i = 0;
-    while i < buf.len() {
+    while i < n {
+        // ASCII fast path: 8 bytes without a high bit hold no multi-byte sequence.
+        if let Some(chunk) = buf.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+            if u64::from_ne_bytes(chunk) & 0x8080_8080_8080_8080 == 0 {
+                i += 8;
+                continue;
+            }
+        }
         // After the reversal a sequence reads: continuation bytes, then lead.
-        let run = buf
-            .get(i..)
-            .unwrap_or(&[])
-            .iter()
-            .take_while(|&&b| is_cont(b))
-            .count();
-        if run > 0 && i + run < buf.len() {
-            if let Some(seq) = buf.get_mut(i..=i + run) {
+        let mut j = i;
+        while buf.get(j).is_some_and(|&b| is_cont(b)) {
+            j += 1;
+        }
+        if j > i && j < n {
+            if let Some(seq) = buf.get_mut(i..=j) {
                 seq.reverse();
             }
         }
-        i += run + 1;
+        i = j + 1;
     }
 }
 

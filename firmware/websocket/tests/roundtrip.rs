@@ -250,4 +250,26 @@ proptest! {
         prop_assert!(c.feed(&b[at..]));
         prop_assert!(c.is_match());
     }
+
+    /// Mostly ASCII with a few multi-byte characters: the reversal's 8-byte ASCII
+    /// skip meets sequences at every alignment.
+    #[test]
+    fn reverse_of_mostly_ascii_matches_python(s in "([a-zA-Z0-9 ]{0,19}[é∑😀]?){0,8}") {
+        let mut b = s.clone().into_bytes();
+        websocket::reverse::reverse_text(&mut b);
+        let expect: String = s.chars().rev().collect();
+        prop_assert_eq!(&b, expect.as_bytes());
+    }
+
+    /// The 8-bytes-at-a-time unmasking equals the byte-by-byte definition
+    /// (RFC 6455 section 5.3) from any key offset.
+    #[test]
+    fn apply_mask_matches_the_definition(key: [u8; 4], offset in 0usize..4,
+                                         data in prop::collection::vec(any::<u8>(), 0..100)) {
+        let mut fast = data.clone();
+        let next = websocket::frame::apply_mask(key, offset, &mut fast);
+        let slow: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[(offset + i) % 4]).collect();
+        prop_assert_eq!(fast, slow);
+        prop_assert_eq!(next, (offset + data.len()) % 4);
+    }
 }

@@ -123,7 +123,7 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Microbenchmarks of the library's per-byte loops against the proposed ones.
+    /// Microbenchmarks of the library's per-byte loops against byte-at-a-time ones.
     Micro {
         #[command(flatten)]
         common: Common,
@@ -258,11 +258,11 @@ fn run_micro(out: &Path) -> Result<()> {
     let m = micro::run(&[16, 1024, 65536])?;
     for r in &m {
         eprintln!(
-            "bench: {} {} B: {:.0} ns now, proposed {}",
+            "bench: {} {} B: {:.0} ns, byte-at-a-time {}",
             r.what,
             r.size,
-            r.current_ns,
-            r.proposed_ns
+            r.library_ns,
+            r.bytewise_ns
                 .map(|p| format!("{p:.0} ns"))
                 .unwrap_or("-".into())
         );
