@@ -6,6 +6,7 @@
 //! message by byte (Python's `message[::-1]`), in the same kind of frame; with
 //! `echo` unchanged. `GET /` serves a page that talks to the server.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -399,6 +400,9 @@ async fn run_connection(
     let cfg = &shared.cfg;
     let mut conn = Connection::new(protocol, Role::Server, cfg.max_message);
     let mut msg: Vec<u8> = Vec::new();
+    // Payload bytes of the current message announced by its header and not read
+    // yet: the next read asks for all of them at once.
+    let mut awaited: usize = 0;
     let mut kind = MessageKind::Text;
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut last_rx = Instant::now();
@@ -442,11 +446,18 @@ async fn run_connection(
                     kind = k;
                     msg.clear();
                     if let Some(len) = len {
-                        msg.reserve(len.min(cfg.max_message) as usize);
+                        awaited = len.min(cfg.max_message) as usize;
+                        msg.reserve(awaited);
                     }
                 }
-                Some(Event::Data(chunk)) => msg.extend_from_slice(chunk),
-                Some(Event::MessageEnd) => complete = true,
+                Some(Event::Data(chunk)) => {
+                    awaited = awaited.saturating_sub(chunk.len());
+                    msg.extend_from_slice(chunk);
+                }
+                Some(Event::MessageEnd) => {
+                    awaited = 0;
+                    complete = true;
+                }
                 Some(Event::Close { code, .. }) => {
                     ended_with = ended_with.or(code).or(Some(close_code::NORMAL));
                 }
@@ -484,6 +495,10 @@ async fn run_connection(
                 }
             }
         }
+        if buf.capacity() > 4 * OUT_BATCH {
+            // Don't hold a big message's read buffer for the rest of the connection.
+            buf = Vec::new();
+        }
         buf.clear();
 
         // 2. Automatic replies (pong, close answer).
@@ -516,8 +531,9 @@ async fn run_connection(
         if wake < timer.deadline() {
             timer.as_mut().reset(wake);
         }
-        if buf.capacity() < READ_BUF {
-            buf.reserve(READ_BUF);
+        let want = READ_BUF.max(awaited + websocket::frame::MAX_HEADER_LEN);
+        if buf.capacity() < want {
+            buf.reserve(want);
         }
         tokio::select! {
             r = stream.read_buf(&mut buf) => match r {
@@ -623,16 +639,30 @@ async fn queue_message(
         }
         return Ok(());
     }
-    write_out(stream, out, cfg).await?;
-    let w = async {
-        stream.write_all(&head[..h]).await?;
-        stream.write_all(msg).await?;
-        stream.write_all(&tail[..t]).await
-    };
-    match timeout(cfg.idle_timeout, w).await {
-        Ok(Ok(())) => Ok(()),
+    // What is queued, then the frame, without copying the message: one `writev`
+    // when the socket takes it all.
+    let parts = [&out[..], &head[..h], msg, &tail[..t]];
+    match timeout(cfg.idle_timeout, write_all_vectored(stream, parts)).await {
+        Ok(Ok(())) => {
+            out.clear();
+            Ok(())
+        }
         _ => Err(SendError::Io),
     }
+}
+
+/// Writes all of `parts`, in order, with as few system calls as the socket allows.
+async fn write_all_vectored(stream: &mut TcpStream, parts: [&[u8]; 4]) -> std::io::Result<()> {
+    let mut slices = parts.map(IoSlice::new);
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = stream.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 async fn write_out(
