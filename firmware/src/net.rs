@@ -247,6 +247,9 @@ impl Net {
         let cx = self.iface.context();
         let socket = self.sockets.get_mut::<tcp::Socket>(self.tcp);
         socket.abort();
+        // No Nagle: a message whose last segment is short would otherwise wait
+        // for the ACK of the one before, which Linux delays up to 40 ms.
+        socket.set_nagle_enabled(false);
         socket.connect(cx, (IpAddress::Ipv4(ip4(ip)), port), local)
     }
 

@@ -186,8 +186,9 @@ impl<'n> Session<'n> {
         Deadline::after_ms(self.timeout_ms)
     }
 
-    /// Sends `bytes` whole, waiting for room in the TCP send buffer.
-    fn send_all(&mut self, mut bytes: &[u8]) -> Result<(), Failure> {
+    /// Queues `bytes` whole in the TCP send buffer, waiting for room (while it
+    /// waits, the stack sends what is queued).
+    fn queue_all(&mut self, mut bytes: &[u8]) -> Result<(), Failure> {
         while !bytes.is_empty() {
             let socket = self.net.tcp();
             if !socket.may_send() {
@@ -204,15 +205,29 @@ impl<'n> Session<'n> {
                     .map_err(|_| Failure::Timeout("sending"))?;
             }
         }
+        Ok(())
+    }
+
+    /// Sends `bytes` whole: queues them and has the stack send them now.
+    fn send_all(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        self.queue_all(bytes)?;
         self.net.poll();
         Ok(())
     }
 
-    /// Sends the staged frame bytes.
-    fn flush(&mut self) -> Result<(), Failure> {
+    /// Queues the staged frame bytes without sending them yet, so that a
+    /// message's pieces leave in as few segments as possible.
+    fn queue_staged(&mut self) -> Result<(), Failure> {
         let out = self.out;
         let n = core::mem::take(&mut self.out_len);
-        self.send_all(&out[..n])
+        self.queue_all(&out[..n])
+    }
+
+    /// Sends the staged frame bytes.
+    fn flush(&mut self) -> Result<(), Failure> {
+        self.queue_staged()?;
+        self.net.poll();
+        Ok(())
     }
 
     /// Stages what the connection answers by itself (pong, close echo) and sends.
@@ -332,7 +347,7 @@ impl<'n> Session<'n> {
                 .payload(chunk, &mut self.out[self.out_len..])
                 .map_err(Failure::Protocol)?;
             self.out_len += n;
-            self.flush()?;
+            self.queue_staged()?;
         }
         let n = self
             .conn
