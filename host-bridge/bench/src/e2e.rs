@@ -57,6 +57,13 @@ pub struct NetRun {
     pub rounds_echoes_per_s: Vec<f64>,
     /// The last lines the firmware printed.
     pub firmware_tail: String,
+    /// The bridge process (where there is one), per echo: µs on a CPU, and µs
+    /// runnable but waiting for a CPU (schedstat) — its own code's cost, and what
+    /// waking it up costs.
+    #[serde(default)]
+    pub bridge_cpu_us_per_echo: Option<f64>,
+    #[serde(default)]
+    pub bridge_wait_us_per_echo: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -537,7 +544,10 @@ fn measure_network(
         count,
         ..Default::default()
     };
+    let helper_pid = net.helper.as_ref().map(|h| h.id());
+    let sched_before = helper_pid.and_then(|p| crate::procfs::sched_ns(p).ok());
     let result = boot_against_server(root, image, &net, count, "", log_dir);
+    let sched_after = helper_pid.and_then(|p| crate::procfs::sched_ns(p).ok());
     if let Some(h) = net.helper.take() {
         stop_child(h);
     }
@@ -575,6 +585,11 @@ fn measure_network(
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
             run.echoes_per_s = Some((a.len() - 1) as f64 / (a[a.len() - 1] - a[0]));
+            if let (Some(b), Some(e)) = (sched_before, sched_after) {
+                let per_echo = |ns: u64| ns as f64 / 1e3 / a.len() as f64;
+                run.bridge_cpu_us_per_echo = Some(per_echo(e.0.saturating_sub(b.0)));
+                run.bridge_wait_us_per_echo = Some(per_echo(e.1.saturating_sub(b.1)));
+            }
             run.p50_ms = median(&rtts);
             run.p99_ms = percentile(&rtts, 99.0);
             run.boot_to_first_echo_s = Some(a[0] - start);
@@ -614,6 +629,8 @@ fn combine(runs: Vec<NetRun>) -> NetRun {
             .last()
             .map(|r| r.firmware_tail.clone())
             .unwrap_or_default(),
+        bridge_cpu_us_per_echo: med(|r| r.bridge_cpu_us_per_echo),
+        bridge_wait_us_per_echo: med(|r| r.bridge_wait_us_per_echo),
     }
 }
 

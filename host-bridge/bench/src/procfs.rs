@@ -52,3 +52,26 @@ pub fn thread_cpu_seconds() -> f64 {
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
+
+/// Nanoseconds all threads of the process have spent on a CPU, and runnable but
+/// waiting for one (woken, not yet running), from `/proc/PID/task/*/schedstat`:
+/// nanosecond resolution, where `stat`'s 10 ms ticks are too coarse for a relay
+/// that spends microseconds per frame.
+pub fn sched_ns(pid: u32) -> Result<(u64, u64)> {
+    let mut on_cpu = 0;
+    let mut waiting = 0;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("read /proc/{pid}/task"))?;
+    for task in tasks.flatten() {
+        // A thread that ended between the listing and the read is simply skipped.
+        let Ok(line) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let mut fields = line.split_whitespace().map(str::parse::<u64>);
+        if let (Some(Ok(run)), Some(Ok(wait))) = (fields.next(), fields.next()) {
+            on_cpu += run;
+            waiting += wait;
+        }
+    }
+    Ok((on_cpu, waiting))
+}

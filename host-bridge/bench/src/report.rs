@@ -626,6 +626,21 @@ fn e2e_section(md: &mut String, e: &E2eData) -> Result<()> {
             fmt_ratio(e.bridge_over_direct_p50)
         )?;
     }
+    for r in e.runs.iter().filter(|r| r.bridge_cpu_us_per_echo.is_some()) {
+        let f = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or("–".into());
+        writeln!(
+            md,
+            "* {}: the bridge process spent **{} µs on a CPU** per echo (two frames or \
+             more: message, reply, ACKs) and **{} µs woken but waiting for a CPU** \
+             (`/proc/PID/task/*/schedstat`, medians of the rounds).",
+            r.network,
+            f(r.bridge_cpu_us_per_echo),
+            f(r.bridge_wait_us_per_echo)
+        )?;
+    }
+    if e.runs.iter().any(|r| r.bridge_cpu_us_per_echo.is_some()) {
+        writeln!(md)?;
+    }
     writeln!(
         md,
         "Firmware CPU per echo: {}\n",
