@@ -7,7 +7,7 @@
 #   - the firmware's flash/RAM by part (appended to footprint.csv);
 # and writes host-bridge/bench/report/REPORT.md with its PNG charts.
 #
-#   bash ci/bench.sh                      the full run (about 10 minutes)
+#   bash ci/bench.sh                      the full run (about 4 minutes warm, 8 cold)
 #   bash ci/bench.sh --secs 1 --reps 1    a quick one
 # Arguments go to `bench all` (see `bench all --help`). Run as root (namespaces, taps).
 set -euo pipefail
