@@ -100,4 +100,22 @@ pub fn check(proto: Protocol, data: &[u8]) {
         }
     }
     assert_eq!(whole, split);
+    // The reply side: every payload reversed the library's way must be what
+    // Python's `message[::-1]` gives, and the checker must accept it.
+    for ev in &whole.0 {
+        if let Ev::Data(d) = ev {
+            check_reverse(d);
+        }
+    }
+}
+
+fn check_reverse(payload: &[u8]) {
+    let mut reversed = payload.to_vec();
+    websocket::reverse::reverse_text(&mut reversed);
+    if let Ok(text) = core::str::from_utf8(payload) {
+        let expect: String = text.chars().rev().collect();
+        assert_eq!(reversed, expect.as_bytes());
+        let mut c = websocket::reverse::ReplyChecker::new(websocket::MessageKind::Text, payload);
+        assert!(c.feed(&reversed) && c.is_match());
+    }
 }
