@@ -81,11 +81,16 @@ pub struct E2eData {
     pub bridge_over_direct_p50: Option<f64>,
     pub insns_per_echo: Option<f64>,
     pub insns_detail: String,
+    /// The tap bridge with the firmware's own message set instead of 64 B.
+    #[serde(default)]
+    pub message_set: Option<NetRun>,
 }
 
 /// 64 bytes of ASCII, the same every time (the firmware's `--message`).
 pub const MESSAGE: &str = "The quick brown fox jumps over the lazy dog, 0123456789 ABCDEFG.";
 const MAC: &str = "52:54:00:12:34:56";
+/// Messages of the message-set run: 100 times the firmware's 9 cases.
+const SET_COUNT: u32 = 900;
 /// The user network's view of the host.
 const SLIRP_HOST_IP: &str = "10.0.2.2";
 /// The tap networks' addresses: those of `host-bridge bridge`'s defaults, so the
@@ -411,12 +416,14 @@ struct FwRun {
 }
 
 /// Starts the arrival-logging server for `net`, boots the firmware against it, and
-/// returns what happened. `extra_qemu` is appended to the network options.
+/// returns what happened. The firmware sends `message` `count` times, or with
+/// `None` its own set of messages (0 to 1500 B, text and binary). `extra_qemu` is
+/// appended to the network options.
 fn boot_against_server(
     root: &Path,
     image: &Path,
     net: &Network,
-    count: u32,
+    (count, message): (u32, Option<&str>),
     extra_qemu: &str,
     log_dir: &Path,
 ) -> Result<FwRun> {
@@ -459,14 +466,8 @@ fn boot_against_server(
         _ => Command::new(root.join("ci/qemu-run")),
     };
     cmd.arg(image)
-        .args([
-            "--url",
-            &url,
-            "--count",
-            &count.to_string(),
-            "--message",
-            MESSAGE,
-        ])
+        .args(["--url", &url, "--count", &count.to_string()])
+        .args(message.iter().flat_map(|m| ["--message", m]))
         .args(&net.fw_args)
         .env("FIRMWARE_NET", format!("{} {extra_qemu}", net.qemu_net))
         .env("FIRMWARE_MAC", MAC)
@@ -535,7 +536,7 @@ fn measure_network(
     root: &Path,
     image: &Path,
     mut net: Network,
-    count: u32,
+    (count, message): (u32, Option<&str>),
     log_dir: &Path,
 ) -> NetRun {
     let mut run = NetRun {
@@ -546,7 +547,7 @@ fn measure_network(
     };
     let helper_pid = net.helper.as_ref().map(|h| h.id());
     let sched_before = helper_pid.and_then(|p| crate::procfs::sched_ns(p).ok());
-    let result = boot_against_server(root, image, &net, count, "", log_dir);
+    let result = boot_against_server(root, image, &net, (count, message), "", log_dir);
     let sched_after = helper_pid.and_then(|p| crate::procfs::sched_ns(p).ok());
     if let Some(h) = net.helper.take() {
         stop_child(h);
@@ -655,7 +656,7 @@ fn count_instructions(root: &Path, image: &Path, count: u32, log_dir: &Path) -> 
         root,
         image,
         &net,
-        count,
+        (count, Some(MESSAGE)),
         &format!("-d in_asm,exec,nochain -D {}", fifo.display()),
         log_dir,
     );
@@ -810,7 +811,7 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
                 _ => tap_direct_network(),
             };
             let run = match net {
-                Ok(net) => measure_network(root, &image, net, cfg.count, log_dir),
+                Ok(net) => measure_network(root, &image, net, (cfg.count, Some(MESSAGE)), log_dir),
                 Err(e) => NetRun {
                     network: names[which].0.into(),
                     how: names[which].1.into(),
@@ -849,6 +850,23 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
             ),
         }
     }
+
+    // The firmware's own message set (0-1500 B, several TCP segments for the
+    // big ones) over the bridge: where a stall per message (Nagle against a
+    // delayed ACK, 40 ms each) would show, which the 64 B runs cannot.
+    eprintln!("bench: e2e tap-bridge with the firmware's message set ({SET_COUNT} messages)");
+    let set = match tap_bridge_network(&bin_dir, &log_dir.join("bridge.log"), None) {
+        Ok(net) => measure_network(root, &image, net, (SET_COUNT, None), log_dir),
+        Err(e) => NetRun {
+            not_measured: Some(format!("{e:#}")),
+            ..Default::default()
+        },
+    };
+    data.message_set = Some(NetRun {
+        network: "tap-bridge, message set".into(),
+        how: "the firmware's own messages (0, 1, 125, 126, 127, 300, 300, 1500, 1000 B, text and binary, repeated)".into(),
+        ..set
+    });
 
     let n = cfg.icount_msgs.max(1);
     eprintln!(

@@ -641,6 +641,24 @@ fn e2e_section(md: &mut String, e: &E2eData) -> Result<()> {
     if e.runs.iter().any(|r| r.bridge_cpu_us_per_echo.is_some()) {
         writeln!(md)?;
     }
+    if let Some(r) = &e.message_set {
+        let f = |x: Option<f64>, d: usize| x.map(|v| format!("{v:.d$}")).unwrap_or("–".into());
+        match (&r.not_measured, r.echoes_per_s) {
+            (Some(why), None) => writeln!(md, "{}: not measured: {why}\n", r.network)?,
+            _ => writeln!(
+                md,
+                "{} ({}; {} messages, one run): **{} echoes/s**, p50 {} ms, p99 {} ms round \
+                 trip. A stall per multi-segment message (such as Nagle waiting for a \
+                 delayed ACK, 40 ms) shows here first.\n",
+                r.network,
+                r.how,
+                r.count,
+                f(r.echoes_per_s, 0),
+                f(r.p50_ms, 2),
+                f(r.p99_ms, 2)
+            )?,
+        }
+    }
     writeln!(
         md,
         "Firmware CPU per echo: {}\n",

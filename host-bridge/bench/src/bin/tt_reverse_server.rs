@@ -115,10 +115,18 @@ async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
                     let reversed: String = text.as_str().chars().rev().collect();
                     ws.send(Message::text(reversed)).await?;
                 }
+                // Binary by byte, like the tutorial's `message[::-1]` on bytes.
+                Message::Binary(data) => {
+                    if args.arrivals.is_some() {
+                        arrivals.push(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64());
+                    }
+                    let reversed: Vec<u8> = data.iter().rev().copied().collect();
+                    ws.send(Message::binary(reversed)).await?;
+                }
                 // tungstenite queues the close reply; the next poll sends it and
                 // then ends the stream.
                 Message::Close(_) => {}
-                // Pings are answered by tungstenite itself; binary is not part of the protocol.
+                // Pings are answered by tungstenite itself.
                 _ => {}
             }
         }
