@@ -209,7 +209,24 @@ pub fn write(out: &Path) -> Result<()> {
                     for (what, f) in [("msg/s", rate as Metric), ("per CPU-s", per_cpu)] {
                         if let Some(r) = paired_ratio(g, HB, TT, c, s, f) {
                             if r < 1.0 {
-                                below.push(format!("C={c} S={} {what} {r:.2}x", size_label(s)));
+                                // Say so where msg/s measured the one-thread client
+                                // rather than the servers (its CPU near 1.0 with both).
+                                let client = |srv| {
+                                    cell_median(g, srv, c, s, |r| Some(r.client_cpu_s / r.secs))
+                                };
+                                let bound = what == "msg/s"
+                                    && client(HB)
+                                        .zip(client(TT))
+                                        .is_some_and(|(a, b)| a.min(b) >= 0.95);
+                                below.push(format!(
+                                    "C={c} S={} {what} {r:.2}x{}",
+                                    size_label(s),
+                                    if bound {
+                                        " (client-bound: the load generator's CPU ≥ 0.95 with both)"
+                                    } else {
+                                        ""
+                                    }
+                                ));
                             }
                         }
                     }
