@@ -298,6 +298,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a line on stdout for whoever reads it. A script that has read what it
+/// needed may have closed the pipe: println! would panic on that; the line is
+/// dropped instead.
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 async fn run(cli: Cli) -> Result<u8> {
     let mut signals = StopSignals::new()?;
     match cli.cmd {
@@ -325,15 +334,21 @@ async fn run(cli: Cli) -> Result<u8> {
             let listener = br.listen_tcp(port)?;
             let stop = CancellationToken::new();
             let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
-            println!("netns={}", br.netns().name());
-            println!("server=ws://{}:{port}{}", bridge.host_ip, server.path);
-            println!("FIRMWARE_NET={}", br.qemu_net_options("52:54:00:12:34:56"));
-            println!("ready");
+            say(format_args!("netns={}", br.netns().name()));
+            say(format_args!(
+                "server=ws://{}:{port}{}",
+                bridge.host_ip, server.path
+            ));
+            say(format_args!(
+                "FIRMWARE_NET={}",
+                br.qemu_net_options("52:54:00:12:34:56")
+            ));
+            say(format_args!("ready"));
             signals.recv().await;
             stop.cancel();
             let served = srv.await.context("server task")?;
             let stats = br.shutdown().await?;
-            println!("{stats}");
+            say(format_args!("{stats}"));
             served?;
             Ok(0)
         }

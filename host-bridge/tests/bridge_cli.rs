@@ -119,6 +119,44 @@ fn bridge_subcommand_cleans_up_on_sigterm() {
     let _ = std::fs::remove_file(&pcap);
 }
 
+/// A script that reads the bridge's options and then stops reading (closes the
+/// pipe) must not turn the bridge's exit into a panic: the counters it prints at
+/// exit go nowhere, the exit is still clean.
+#[test]
+fn bridge_exits_cleanly_when_nobody_reads_its_output_any_more() {
+    if !can_run() {
+        return;
+    }
+    let mut child = Command::new(BIN)
+        .args(["--quiet", "bridge"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn host-bridge bridge");
+    let stderr = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut ns = None;
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        if let Some(n) = line.strip_prefix("netns=") {
+            ns = Some(n.to_owned());
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    drop(lines); // the reader goes away
+    let mut g = Guard(child);
+    kill(Pid::from_raw(g.0.id() as i32), Signal::SIGTERM).expect("kill");
+    let st = wait_exit(&mut g, Duration::from_secs(10));
+    let errors = errors.join().expect("stderr");
+    assert!(st.success(), "{st}: {errors}");
+    assert!(!errors.contains("panicked"), "{errors}");
+    let ns = ns.expect("bridge printed its namespace");
+    assert!(!netns::exists(&ns), "namespace {ns} left behind");
+}
+
 #[test]
 fn a_namespace_left_by_sigkill_is_reaped_by_the_next_run() {
     if !can_run() {
