@@ -67,11 +67,15 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
     tokio::spawn(async move {
         let mut lines = BufReader::new(r).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if to_stderr {
-                eprintln!("{prefix}{line}");
+            // Keep draining QEMU's pipe even if our own output is closed (`| head`):
+            // println! would panic and end this task, and QEMU would block on a full
+            // pipe.
+            use std::io::Write;
+            let _ = if to_stderr {
+                writeln!(std::io::stderr(), "{prefix}{line}")
             } else {
-                println!("{prefix}{line}");
-            }
+                writeln!(std::io::stdout(), "{prefix}{line}")
+            };
         }
     })
 }
