@@ -70,6 +70,9 @@ impl Default for ServerConfig {
 
 /// Read buffer per connection (frames stream through it in chunks).
 const READ_BUF: usize = 16 * 1024;
+/// Largest read: a big message's announced payload is read this much at a time,
+/// so a header announcing 1 MiB does not make every connection allocate 1 MiB.
+const MAX_READ: usize = 256 * 1024;
 /// Replies collected before one write; larger messages are written directly.
 const OUT_BATCH: usize = 64 * 1024;
 /// Connections being refused with 503 at once, at most (beyond: dropped).
@@ -495,7 +498,7 @@ async fn run_connection(
                 }
             }
         }
-        if buf.capacity() > 4 * OUT_BATCH {
+        if buf.capacity() > MAX_READ {
             // Don't hold a big message's read buffer for the rest of the connection.
             buf = Vec::new();
         }
@@ -531,7 +534,7 @@ async fn run_connection(
         if wake < timer.deadline() {
             timer.as_mut().reset(wake);
         }
-        let want = READ_BUF.max(awaited + websocket::frame::MAX_HEADER_LEN);
+        let want = READ_BUF.max((awaited + websocket::frame::MAX_HEADER_LEN).min(MAX_READ));
         if buf.capacity() < want {
             buf.reserve(want);
         }
