@@ -1,7 +1,8 @@
 //! The peer a Rust user would pick instead of host-bridge: a reverse-echo WebSocket
 //! server written the idiomatic way on tokio-tungstenite. Same behaviour as
 //! `host-bridge serve` and the tutorial's tornado server: path /ws (any other path is
-//! refused with 404), any Origin, every text message sent back reversed by character.
+//! refused with 404), any Origin, every text message sent back reversed by character
+//! and every binary message by byte.
 //!
 //! ```text
 //! tt-reverse-server --listen 127.0.0.1:8000 [--path /ws] [--threads N] [--quiet]
