@@ -864,7 +864,7 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
     };
     data.message_set = Some(NetRun {
         network: "tap-bridge, message set".into(),
-        how: "the firmware's own messages (0, 1, 125, 126, 127, 300, 300, 1500, 1000 B, text and binary, repeated)".into(),
+        how: "the firmware's own messages (0, 1, 125, 126, 127, 297, 300, 1499, 1000 B, text and binary, repeated)".into(),
         ..set
     });
 
