@@ -312,55 +312,51 @@ async fn route(
             _ => Routed::Refused(405),
         });
     }
-    let hixie = head.protocol() == Some(Protocol::Hixie76);
+    let protocol = head.protocol().unwrap_or(Protocol::Rfc6455);
+    // Each protocol's parser gives the request's Origin and our answer to it,
+    // written into `out` (sent only if the Origin is allowed).
     let mut out = [0u8; 1024];
-    let (protocol, consumed, n) = if hixie {
-        match hixie76::parse_request(buf, cfg.max_header) {
-            Ok(Parse::Incomplete) => return None,
-            Err(e) => {
-                debug!("{peer}: bad hixie-76 handshake: {e}");
-                return Some(Routed::Refused(e.http_status().unwrap_or(400)));
-            }
-            Ok(Parse::Done {
-                value: req,
-                consumed,
-            }) => {
-                if !origin_allowed(cfg, req.origin) {
-                    debug!("{peer}: origin {:?} refused", req.origin);
-                    return Some(Routed::Refused(403));
-                }
-                match hixie76::write_accept(&req, req.protocol, &mut out) {
-                    Ok(n) => (Protocol::Hixie76, consumed, n),
-                    Err(_) => return Some(Routed::Refused(400)),
-                }
-            }
-        }
-    } else {
-        match rfc6455::parse_request(buf, cfg.max_header) {
-            Ok(Parse::Incomplete) => return None,
-            Err(e) => {
-                debug!("{peer}: bad handshake: {e}");
-                return Some(Routed::Refused(e.http_status().unwrap_or(400)));
-            }
-            Ok(Parse::Done {
-                value: req,
-                consumed,
-            }) => {
-                if !origin_allowed(cfg, req.origin) {
-                    debug!("{peer}: origin {:?} refused", req.origin);
-                    return Some(Routed::Refused(403));
-                }
+    let parsed = match protocol {
+        Protocol::Hixie76 => hixie76::parse_request(buf, cfg.max_header).map(|p| {
+            done(p).map(|(req, consumed)| {
+                let answer = hixie76::write_accept(&req, req.protocol, &mut out);
+                (req.origin, consumed, answer)
+            })
+        }),
+        Protocol::Rfc6455 => rfc6455::parse_request(buf, cfg.max_header).map(|p| {
+            done(p).map(|(req, consumed)| {
                 // No subprotocols of our own: select none.
-                match rfc6455::write_accept(&req, None, &mut out) {
-                    Ok(n) => (Protocol::Rfc6455, consumed, n),
-                    Err(_) => return Some(Routed::Refused(400)),
-                }
-            }
+                let answer = rfc6455::write_accept(&req, None, &mut out);
+                (req.origin, consumed, answer)
+            })
+        }),
+    };
+    let (origin, consumed, answer) = match parsed {
+        Ok(None) => return None,
+        Ok(Some(request)) => request,
+        Err(e) => {
+            debug!("{peer}: bad {} handshake: {e}", proto_name(protocol));
+            return Some(Routed::Refused(e.http_status().unwrap_or(400)));
         }
+    };
+    if !origin_allowed(cfg, origin) {
+        debug!("{peer}: origin {origin:?} refused");
+        return Some(Routed::Refused(403));
+    }
+    let Ok(n) = answer else {
+        return Some(Routed::Refused(400));
     };
     match timeout(cfg.handshake_timeout, stream.write_all(&out[..n])).await {
         Ok(Ok(())) => Some(Routed::Upgrade { protocol, consumed }),
         _ => Some(Routed::Gone),
+    }
+}
+
+/// A complete parse as (value, bytes consumed); `None` while incomplete.
+fn done<T>(parse: Parse<T>) -> Option<(T, usize)> {
+    match parse {
+        Parse::Incomplete => None,
+        Parse::Done { value, consumed } => Some((value, consumed)),
     }
 }
 
