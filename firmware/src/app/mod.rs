@@ -13,7 +13,7 @@ use crate::clock;
 use crate::exit::ExitCode;
 use crate::log::log;
 use crate::net::Net;
-use session::{connect, Ev, Failure, Session};
+use session::{open, Ev, Failure, Session};
 
 /// The Origin sent: `--origin`, else `http://<own address>`.
 fn origin<'a>(config: &Config<'a>, net: &Net, buf: &'a mut [u8; 24]) -> &'a str {
@@ -51,9 +51,7 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
     };
     let mut origin_buf = [0u8; 24];
     let origin = origin(config, net, &mut origin_buf);
-    let result = connect(net, &url, config.retries, config.timeout_ms).and_then(|()| {
-        let mut s = Session::new(net, config.protocol, config.timeout_ms);
-        s.handshake(&url, url.path, origin, config.subprotocol)?;
+    let result = open(net, config, &url, url.path, origin, config.subprotocol).and_then(|mut s| {
         // SAFETY: the only reference to MESSAGE, taken once: reverse_echo runs at
         // most once per boot (main calls one mode and exits).
         let buf: &mut [u8; messages::MAX_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(MESSAGE) };
@@ -187,9 +185,7 @@ pub fn echo(net: &mut Net, config: &Config) -> ExitCode {
     };
     let mut origin_buf = [0u8; 24];
     let origin = origin(config, net, &mut origin_buf);
-    let result = connect(net, &url, config.retries, config.timeout_ms).and_then(|()| {
-        let mut s = Session::new(net, config.protocol, config.timeout_ms);
-        s.handshake(&url, url.path, origin, config.subprotocol)?;
+    let result = open(net, config, &url, url.path, origin, config.subprotocol).and_then(|mut s| {
         match echo_loop(&mut s) {
             Ok(n) => {
                 log(Line::new().s("echoed ").u(n).s(" messages; closed"));
@@ -281,9 +277,7 @@ pub fn autobahn(net: &mut Net, config: &Config) -> ExitCode {
             let mut path = Line::new();
             path.s("/runCase?case=").u(case).s("&agent=").s(AGENT);
             let path = path.text();
-            connect(net, &url, config.retries, config.timeout_ms)?;
-            let mut s = Session::new(net, config.protocol, config.timeout_ms);
-            s.handshake(&url, path, origin, None)?;
+            let mut s = open(net, config, &url, path, origin, None)?;
             let r = echo_loop(&mut s);
             if let Err(Failure::Protocol(e)) = r {
                 s.fail_connection(e);
@@ -302,9 +296,7 @@ pub fn autobahn(net: &mut Net, config: &Config) -> ExitCode {
         let mut path = Line::new();
         path.s("/updateReports?agent=").s(AGENT);
         let path = path.text();
-        connect(net, &url, config.retries, config.timeout_ms)?;
-        let mut s = Session::new(net, config.protocol, config.timeout_ms);
-        s.handshake(&url, path, origin, None)?;
+        let mut s = open(net, config, &url, path, origin, None)?;
         let _ = echo_loop(&mut s);
         log(Line::new().s("autobahn: reports updated"));
         Ok(())
@@ -322,9 +314,7 @@ fn autobahn_case_count(
     url: &WsUrl,
     origin: &str,
 ) -> Result<u32, Failure> {
-    connect(net, url, config.retries, config.timeout_ms)?;
-    let mut s = Session::new(net, config.protocol, config.timeout_ms);
-    s.handshake(url, "/getCaseCount", origin, None)?;
+    let mut s = open(net, config, url, "/getCaseCount", origin, None)?;
     let mut count: u32 = 0;
     loop {
         match s.next_event("waiting for the case count")? {

@@ -88,7 +88,7 @@ pub enum Ev {
 
 /// Opens the TCP connection, retrying `retries` times with doubling backoff
 /// (100 ms up to 2 s) while the server refuses or does not answer.
-pub fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Result<(), Failure> {
+fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Result<(), Failure> {
     let mut backoff = 100;
     let mut attempt = 0;
     loop {
@@ -130,6 +130,22 @@ pub fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Res
     }
 }
 
+/// Opens a WebSocket to `url` at `path`: the TCP connection (retried as
+/// `--retry` says), then the opening handshake in `config`'s protocol.
+pub fn open<'n>(
+    net: &'n mut Net,
+    config: &config::Config,
+    url: &WsUrl,
+    path: &str,
+    origin: &str,
+    subprotocol: Option<&str>,
+) -> Result<Session<'n>, Failure> {
+    connect(net, url, config.retries, config.timeout_ms)?;
+    let mut s = Session::new(net, config.protocol, config.timeout_ms);
+    s.handshake(url, path, origin, subprotocol)?;
+    Ok(s)
+}
+
 pub struct Session<'n> {
     pub net: &'n mut Net,
     pub conn: Connection,
@@ -159,7 +175,7 @@ pub struct Retype {
 }
 
 impl<'n> Session<'n> {
-    pub fn new(net: &'n mut Net, protocol: config::Protocol, timeout_ms: u32) -> Self {
+    fn new(net: &'n mut Net, protocol: config::Protocol, timeout_ms: u32) -> Self {
         let protocol = match protocol {
             config::Protocol::Rfc6455 => Protocol::Rfc6455,
             config::Protocol::Hixie76 => Protocol::Hixie76,
@@ -257,7 +273,7 @@ impl<'n> Session<'n> {
     }
 
     /// The opening handshake for `url`'s host and `path`; logs the server's answer.
-    pub fn handshake(
+    fn handshake(
         &mut self,
         url: &WsUrl,
         path: &str,
@@ -349,13 +365,7 @@ impl<'n> Session<'n> {
             self.out_len += n;
             self.queue_staged()?;
         }
-        let n = self
-            .conn
-            .tx
-            .end_message(&mut self.out[self.out_len..])
-            .map_err(Failure::Protocol)?;
-        self.out_len += n;
-        self.flush()
+        self.end()
     }
 
     /// Stages and sends the start of a frame (echo mode).
