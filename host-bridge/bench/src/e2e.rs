@@ -20,7 +20,7 @@
 //! difference over N cancels boot, DHCP and the handshake.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -99,22 +99,6 @@ const TAP_HOST_IP: &str = "192.168.76.1";
 const TAP_GUEST_IP: &str = "192.168.76.2";
 const TAP_PREFIX: &str = "24";
 const NETNS_PREFIX: &str = "bench-e2e";
-
-fn firmware_image(root: &Path, build: bool) -> Result<PathBuf> {
-    let fw = root.join("ci/cargo-firmware");
-    if build {
-        let st = Command::new(&fw).arg("build").current_dir(root).status()?;
-        if !st.success() {
-            bail!("ci/cargo-firmware build failed ({st})");
-        }
-    }
-    let out = Command::new(&fw).arg("path").current_dir(root).output()?;
-    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    if !image.is_file() {
-        bail!("no firmware image at {}", image.display());
-    }
-    Ok(image)
-}
 
 /// Whether the firmware has a WebSocket client yet: its usage text names --url and
 /// a run against a closed port fails in the network, not in argument parsing.
@@ -777,7 +761,7 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
             })
             .collect()
     };
-    let image = match firmware_image(root, cfg.build)
+    let image = match crate::footprint::firmware_image(root, cfg.build)
         .and_then(|img| firmware_has_client(root, &img).map(|()| img))
     {
         Ok(i) => i,

@@ -2,7 +2,7 @@
 //! section sizes (`llvm-size -A`) and its symbols (`llvm-nm --size-sort -S`),
 //! attributed to parts by their mangled crate/module path.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -338,8 +338,8 @@ fn git(root: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Builds the image with `ci/cargo-firmware build` and measures it.
-pub fn build_and_measure(root: &Path, build: bool) -> Result<Footprint> {
+/// The firmware image's path (`ci/cargo-firmware path`), built first if `build`.
+pub fn firmware_image(root: &Path, build: bool) -> Result<PathBuf> {
     let fw = root.join("ci/cargo-firmware");
     if build {
         let st = Command::new(&fw).arg("build").current_dir(root).status()?;
@@ -348,11 +348,17 @@ pub fn build_and_measure(root: &Path, build: bool) -> Result<Footprint> {
         }
     }
     let out = Command::new(&fw).arg("path").current_dir(root).output()?;
-    let image = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || !Path::new(&image).is_file() {
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !out.status.success() || !image.is_file() {
         bail!("no firmware image (ci/cargo-firmware path gave {image:?})");
     }
-    let mut fp = measure(Path::new(&image))?;
+    Ok(image)
+}
+
+/// Builds the image with `ci/cargo-firmware build` and measures it.
+pub fn build_and_measure(root: &Path, build: bool) -> Result<Footprint> {
+    let image = firmware_image(root, build)?;
+    let mut fp = measure(&image)?;
     fp.date_utc = crate::utc_now();
     fp.commit =
         git(root, &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|_| "unknown".into());
