@@ -9,8 +9,8 @@
 //! [`write_accept`] writes the answer with the challenge response.
 
 use super::{
-    check_value, find_end, parse_request_line, parse_upgrade_response, split_head, ClientRequest,
-    Headers, Out, Parse,
+    check_value, parse_upgrade_request, parse_upgrade_response, ClientRequest, Headers, Out, Parse,
+    UpgradeRequest,
 };
 use crate::{Error, Rng};
 use md5::{Digest, Md5};
@@ -302,22 +302,20 @@ pub struct Request<'a> {
 /// [`key_number`]), and the 8 key3 bytes after the header block (counted in
 /// `consumed`).
 pub fn parse_request(input: &[u8], max_len: usize) -> Result<Parse<Request<'_>>, Error> {
-    let Some(end) = find_end(input, max_len)? else {
+    // The draft's server wants the one value `WebSocket`, in any case.
+    let upgrade_ok = |h: &Headers<'_>| {
+        h.get("Upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    };
+    let Some(UpgradeRequest {
+        end,
+        path,
+        host,
+        headers,
+    }) = parse_upgrade_request(input, max_len, upgrade_ok)?
+    else {
         return Ok(Parse::Incomplete);
     };
-    let head = input.get(..end).ok_or(Error::Malformed)?;
-    let (start, headers) = split_head(head)?;
-    let path = parse_request_line(start)?;
-    let host = headers.get("Host").ok_or(Error::MissingHost)?;
-    if !headers
-        .get("Upgrade")
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-    {
-        return Err(Error::BadUpgrade);
-    }
-    if !headers.has_token("Connection", "upgrade") {
-        return Err(Error::BadConnection);
-    }
     let n1 = key_number(
         headers
             .get("Sec-WebSocket-Key1")

@@ -187,6 +187,45 @@ pub(crate) fn parse_upgrade_response(
     Ok(Some((end, headers)))
 }
 
+/// The start of a client's opening request as both protocols check it.
+pub(crate) struct UpgradeRequest<'a> {
+    /// Length of the header block.
+    pub end: usize,
+    pub path: &'a str,
+    pub host: &'a str,
+    pub headers: Headers<'a>,
+}
+
+/// The part of checking a client's request that both protocols share: a complete
+/// header block (else `Ok(None)`), `GET <path> HTTP/1.1`, a `Host`, an `Upgrade`
+/// header that `upgrade_ok` accepts (the protocols read it differently), and
+/// `Connection: upgrade` as a token in any case.
+pub(crate) fn parse_upgrade_request(
+    input: &[u8],
+    max_len: usize,
+    upgrade_ok: fn(&Headers<'_>) -> bool,
+) -> Result<Option<UpgradeRequest<'_>>, Error> {
+    let Some(end) = find_end(input, max_len)? else {
+        return Ok(None);
+    };
+    let head = input.get(..end).ok_or(Error::Malformed)?;
+    let (start, headers) = split_head(head)?;
+    let path = parse_request_line(start)?;
+    let host = headers.get("Host").ok_or(Error::MissingHost)?;
+    if !upgrade_ok(&headers) {
+        return Err(Error::BadUpgrade);
+    }
+    if !headers.has_token("Connection", "upgrade") {
+        return Err(Error::BadConnection);
+    }
+    Ok(Some(UpgradeRequest {
+        end,
+        path,
+        host,
+        headers,
+    }))
+}
+
 /// Splits a complete header block (ending in `\r\n\r\n`) into its start line
 /// and checked header lines.
 pub(crate) fn split_head(head: &[u8]) -> Result<(&str, Headers<'_>), Error> {

@@ -8,8 +8,8 @@
 //! [`write_reject`](super::write_reject) / [`write_error_response`](super::write_error_response).
 
 use super::{
-    check_value, find_end, parse_request_line, parse_upgrade_response, split_head, ClientRequest,
-    Headers, Out, Parse,
+    check_value, parse_upgrade_request, parse_upgrade_response, ClientRequest, Headers, Out, Parse,
+    UpgradeRequest,
 };
 use crate::{base64, Error, Rng};
 use sha1::{Digest, Sha1};
@@ -158,19 +158,17 @@ impl<'a> Request<'a> {
 ///
 /// On error, answer with [`write_reject`](super::write_reject).
 pub fn parse_request(input: &[u8], max_len: usize) -> Result<Parse<Request<'_>>, Error> {
-    let Some(end) = find_end(input, max_len)? else {
+    // RFC 6455 section 4.2.1: `websocket` among the header's tokens, any case.
+    let upgrade_ok = |h: &Headers<'_>| h.has_token("Upgrade", "websocket");
+    let Some(UpgradeRequest {
+        end,
+        path,
+        host,
+        headers,
+    }) = parse_upgrade_request(input, max_len, upgrade_ok)?
+    else {
         return Ok(Parse::Incomplete);
     };
-    let head = input.get(..end).ok_or(Error::Malformed)?;
-    let (start, headers) = split_head(head)?;
-    let path = parse_request_line(start)?;
-    let host = headers.get("Host").ok_or(Error::MissingHost)?;
-    if !headers.has_token("Upgrade", "websocket") {
-        return Err(Error::BadUpgrade);
-    }
-    if !headers.has_token("Connection", "upgrade") {
-        return Err(Error::BadConnection);
-    }
     if headers.get("Sec-WebSocket-Version") != Some("13") {
         return Err(Error::BadVersion);
     }
