@@ -10,20 +10,10 @@ use std::time::Duration;
 use tungstenite::Message;
 use websocket::handshake::{rfc6455, ClientRequest, Parse};
 use websocket::reverse::ReplyChecker;
-use websocket::{CloseState, Connection, Event, MessageKind, Opcode, Protocol, Rng, Role};
+use websocket::{CloseState, Connection, Event, MessageKind, Opcode, Protocol, Role};
 
-struct Lcg(u64);
-impl Rng for Lcg {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            *b = (self.0 >> 33) as u8;
-        }
-    }
-}
+mod common;
+use common::Lcg;
 
 fn listener() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -3,20 +3,10 @@
 //! random splits) and of the encoder's payload writes.
 
 use proptest::prelude::*;
-use websocket::{Event, MessageKind, Opcode, Protocol, Receiver, Rng, Role, Sender};
+use websocket::{Event, MessageKind, Opcode, Protocol, Receiver, Role, Sender};
 
-struct Lcg(u64);
-impl Rng for Lcg {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            *b = (self.0 >> 33) as u8;
-        }
-    }
-}
+mod common;
+use common::Lcg;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Item {
