@@ -32,6 +32,9 @@ pub struct GridData {
     pub messages: Vec<(usize, u64)>,
     pub reps: usize,
     pub threads: usize,
+    /// Load generator threads (older results: 1).
+    #[serde(default = "one")]
+    pub client_threads: usize,
     pub conns: Vec<usize>,
     pub sizes: Vec<usize>,
     /// Servers measured, in the report's order.
@@ -43,6 +46,10 @@ pub struct GridData {
     pub runs: Vec<GridRun>,
 }
 
+fn one() -> usize {
+    1
+}
+
 pub struct GridConfig {
     pub conns: Vec<usize>,
     pub sizes: Vec<usize>,
@@ -50,7 +57,12 @@ pub struct GridConfig {
     pub messages: Option<u64>,
     pub secs: f64,
     pub reps: usize,
+    /// Worker threads of the Rust servers.
     pub threads: usize,
+    /// Load generator threads.
+    pub client_threads: usize,
+    /// The servers to measure (of host-bridge, tokio-tungstenite, tornado).
+    pub servers: Vec<&'static str>,
 }
 
 /// Messages per run for size `s`: 60000 (the fastest server then runs ~1 s, 100
@@ -77,6 +89,7 @@ pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
             .collect(),
         reps: cfg.reps,
         threads: cfg.threads,
+        client_threads: cfg.client_threads,
         conns: cfg.conns.clone(),
         sizes: cfg.sizes.clone(),
         ..Default::default()
@@ -85,6 +98,7 @@ pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
     for (name, spec) in names
         .iter()
         .zip(servers::grid_servers(root, &bin_dir, cfg.threads))
+        .filter(|(name, _)| cfg.servers.contains(name))
     {
         match spec {
             Ok(s) => specs.push(s),
@@ -129,10 +143,11 @@ pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
                 let log = log_dir.join(format!("{}.log", spec.name));
                 let budget = cfg.messages.unwrap_or_else(|| default_messages(size));
                 let per_conn = (budget > 0).then(|| budget.div_ceil(conns as u64));
-                let outcome = measure(spec, &log, conns, size, cfg.secs, per_conn);
+                let outcome = measure(spec, &log, (conns, size), cfg, per_conn);
                 match &outcome {
                     Ok(r) => eprintln!(
-                        "bench: [{done}/{total}] rep {rep} C={conns} S={size} {:<17} {:>9.0} msg/s {:>9.0} msg/CPU-s p50 {:>7.0} us p99 {:>7.0} us rss {:>6} KiB client CPU {:.2}",
+                        "bench: [{done}/{total}] rep {rep} C={conns} S={size} load x{} {:<17} {:>9.0} msg/s {:>9.0} msg/CPU-s p50 {:>7.0} us p99 {:>7.0} us rss {:>6} KiB client CPU {:.2}",
+                        cfg.client_threads,
                         spec.name,
                         r.msgs_per_s,
                         r.msgs_per_cpu_s.unwrap_or(f64::NAN),
@@ -160,9 +175,8 @@ pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
 fn measure(
     spec: &ServerSpec,
     log: &Path,
-    conns: usize,
-    size: usize,
-    secs: f64,
+    (conns, size): (usize, usize),
+    grid: &GridConfig,
     per_conn: Option<u64>,
 ) -> Result<LoadResult> {
     let srv = servers::start(spec, log)?;
@@ -170,9 +184,10 @@ fn measure(
         url: srv.url(),
         conns,
         size,
-        duration: Duration::from_secs_f64(secs),
+        duration: Duration::from_secs_f64(grid.secs),
         max_msgs: per_conn,
         server_pid: Some(srv.pid()),
+        client_threads: grid.client_threads,
     };
     let r = load::run(&cfg);
     srv.stop()?;

@@ -3,9 +3,12 @@
 //! the message reversed; messages/s, round-trip percentiles, and the server's CPU
 //! time and peak RSS over the measured phase.
 //!
-//! It runs on tokio's current-thread runtime: one core for the load side, so that on
-//! a 2-core machine the server has the other.
+//! Each load thread runs tokio's current-thread runtime. With one thread the load
+//! side takes one core and the server has the other of a 2-core machine; with two,
+//! the load can saturate the server (the three then share the two cores).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -31,12 +34,19 @@ pub struct LoadConfig {
     pub max_msgs: Option<u64>,
     /// The server's process, for its CPU time and peak RSS.
     pub server_pid: Option<u32>,
+    /// Load generator threads, each a current-thread runtime with its share of
+    /// the connections. One leaves the server the other core of a 2-core machine
+    /// (and bounds messages/s by the client); two can saturate the server.
+    pub client_threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadResult {
     pub conns: usize,
     pub size: usize,
+    /// Load generator threads (older results: 1).
+    #[serde(default = "one")]
+    pub client_threads: usize,
     /// Round trips completed (reply checked) within the measured phase.
     pub messages: u64,
     /// Length of the measured phase, seconds.
@@ -50,16 +60,13 @@ pub struct LoadResult {
     pub msgs_per_cpu_s: Option<f64>,
     /// Server's VmHWM after the run, KiB.
     pub server_peak_rss_kib: Option<u64>,
-    /// The load generator's own CPU seconds over the measured phase (1.0 per second = saturated).
+    /// The load generator's own CPU seconds over the measured phase, all its
+    /// threads together (1.0 per second and thread = saturated).
     pub client_cpu_s: f64,
 }
 
-/// Runs one load on a fresh current-thread runtime.
-pub fn run(cfg: &LoadConfig) -> Result<LoadResult> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run_async(cfg))
+fn one() -> usize {
+    1
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -130,42 +137,27 @@ fn stamp(buf: &mut [u8], seq: u64) {
 /// sent its M messages before the time limit.
 #[derive(Clone)]
 struct PhaseEnd {
-    remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    tx: std::sync::mpsc::Sender<Instant>,
+    remaining: Arc<AtomicUsize>,
+    tx: mpsc::Sender<Instant>,
 }
 
 impl PhaseEnd {
     fn one_done(&self) {
-        if self
-            .remaining
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             let _ = self.tx.send(Instant::now());
         }
     }
-}
-
-struct ConnOutcome {
-    latencies_us: Vec<u32>,
 }
 
 async fn drive(
     mut ws: Ws,
     conn: usize,
     size: usize,
-    start: tokio::sync::watch::Receiver<Option<Instant>>,
+    t0: Instant,
     deadline_after: Duration,
     max_msgs: Option<u64>,
     finished: PhaseEnd,
-) -> Result<ConnOutcome> {
-    let mut start = start;
-    let t0 = loop {
-        if let Some(t) = *start.borrow() {
-            break t;
-        }
-        start.changed().await?;
-    };
+) -> Result<Vec<u32>> {
     let deadline = t0 + deadline_after;
     let mut buf = payload(conn, size);
     let mut latencies_us = Vec::with_capacity(4096);
@@ -200,7 +192,7 @@ async fn drive(
     }
     finished.one_done();
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-    Ok(ConnOutcome { latencies_us })
+    Ok(latencies_us)
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -211,14 +203,96 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64
 }
 
-async fn run_async(cfg: &LoadConfig) -> Result<LoadResult> {
-    // Connect everyone first (64 handshakes at a time: tornado's listen backlog is 128).
-    let mut sockets = Vec::with_capacity(cfg.conns);
-    for chunk_start in (0..cfg.conns).step_by(64) {
-        let n = (cfg.conns - chunk_start).min(64);
+/// The two moments every client thread waits for: all connected (the coordinator
+/// then reads the server's CPU time and the start time), and go.
+struct StartLine {
+    connected: Barrier,
+    go: Barrier,
+    t0: OnceLock<Instant>,
+}
+
+/// What one client thread measured.
+struct ThreadOutcome {
+    latencies_us: Vec<u32>,
+    cpu_s: f64,
+}
+
+/// One client thread: its own current-thread runtime and its share of the
+/// connections (`ids`). It always reaches both barriers, even when connecting
+/// failed, so that the others are never left waiting.
+fn client_thread(
+    cfg: LoadConfig,
+    ids: Vec<usize>,
+    handshakes_at_once: usize,
+    start: Arc<StartLine>,
+    finished: PhaseEnd,
+) -> Result<ThreadOutcome> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let sockets = match &rt {
+        Ok(rt) => rt.block_on(connect_all(&cfg.url, ids.len(), handshakes_at_once)),
+        Err(e) => Err(anyhow::anyhow!("tokio runtime: {e}")),
+    };
+    start.connected.wait();
+    start.go.wait();
+    let (rt, sockets) = match (rt, sockets) {
+        (Ok(rt), Ok(s)) => (rt, s),
+        (_, Err(e)) => {
+            ids.iter().for_each(|_| finished.one_done());
+            return Err(e);
+        }
+        (Err(e), _) => {
+            ids.iter().for_each(|_| finished.one_done());
+            return Err(e.into());
+        }
+    };
+    let t0 = *start.t0.get().context("start time not set")?;
+    let cpu0 = procfs::thread_cpu_seconds();
+    let outcome = rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
-        for _ in 0..n {
-            let url = cfg.url.clone();
+        for (&id, ws) in ids.iter().zip(sockets) {
+            set.spawn(drive(
+                ws,
+                id,
+                cfg.size,
+                t0,
+                cfg.duration,
+                cfg.max_msgs,
+                finished.clone(),
+            ));
+        }
+        drop(finished);
+        let mut all = Vec::new();
+        let mut first_err = None;
+        while let Some(r) = set.join_next().await {
+            match r? {
+                Ok(l) => all.extend(l),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(all),
+        }
+    })?;
+    Ok(ThreadOutcome {
+        latencies_us: outcome,
+        cpu_s: procfs::thread_cpu_seconds() - cpu0,
+    })
+}
+
+/// Opens `n` connections, `at_once` handshakes at a time (tornado's listen
+/// backlog is 128).
+async fn connect_all(url: &str, n: usize, at_once: usize) -> Result<Vec<Ws>> {
+    let mut sockets = Vec::with_capacity(n);
+    for chunk_start in (0..n).step_by(at_once.max(1)) {
+        let k = (n - chunk_start).min(at_once.max(1));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..k {
+            let url = url.to_string();
             set.spawn(async move {
                 tokio::time::timeout(Duration::from_secs(30), connect(&url))
                     .await
@@ -229,61 +303,69 @@ async fn run_async(cfg: &LoadConfig) -> Result<LoadResult> {
             sockets.push(r??);
         }
     }
+    Ok(sockets)
+}
 
-    let (start_tx, start_rx) = tokio::sync::watch::channel(None);
-    let (end_tx, end_rx) = std::sync::mpsc::channel();
+/// Runs one load: `cfg.client_threads` threads, each a current-thread runtime with
+/// every n-th connection; they connect first, then start the measured phase
+/// together.
+pub fn run(cfg: &LoadConfig) -> Result<LoadResult> {
+    let threads = cfg.client_threads.clamp(1, cfg.conns.max(1));
+    let start = Arc::new(StartLine {
+        connected: Barrier::new(threads + 1),
+        go: Barrier::new(threads + 1),
+        t0: OnceLock::new(),
+    });
+    let (end_tx, end_rx) = mpsc::channel();
     let finished = PhaseEnd {
-        remaining: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(sockets.len())),
+        remaining: Arc::new(AtomicUsize::new(cfg.conns)),
         tx: end_tx,
     };
-    let mut set = tokio::task::JoinSet::new();
-    for (i, ws) in sockets.into_iter().enumerate() {
-        set.spawn(drive(
-            ws,
-            i,
-            cfg.size,
-            start_rx.clone(),
-            cfg.duration,
-            cfg.max_msgs,
-            finished.clone(),
-        ));
-    }
-
+    let workers: Vec<_> = (0..threads)
+        .map(|k| {
+            let ids: Vec<usize> = (k..cfg.conns).step_by(threads).collect();
+            let (cfg, start, finished) = (cfg.clone(), start.clone(), finished.clone());
+            std::thread::spawn(move || client_thread(cfg, ids, 64 / threads, start, finished))
+        })
+        .collect();
     drop(finished);
-    // The measured phase starts now; a plain thread samples the server's CPU time at
-    // its end (the last reply, or the time limit), on time even while this
-    // runtime's only thread is busy.
+
+    // The measured phase runs from "go" to the last reply (or the time limit); this
+    // thread is idle meanwhile, so it samples the server's CPU time on time.
+    start.connected.wait();
     let pid = cfg.server_pid;
-    let cpu0 = pid.map(procfs::cpu_seconds).transpose()?;
-    let client0 = procfs::thread_cpu_seconds();
+    let cpu0 = pid.map(procfs::cpu_seconds).transpose();
     let t0 = Instant::now();
-    let duration = cfg.duration;
-    let sampler = std::thread::spawn(move || {
-        let end = end_rx.recv_timeout(duration).unwrap_or(t0 + duration);
-        (end, pid.map(procfs::cpu_seconds))
-    });
-    start_tx.send(Some(t0))?;
+    let _ = start.t0.set(t0);
+    start.go.wait();
+    let end = end_rx
+        .recv_timeout(cfg.duration)
+        .unwrap_or(t0 + cfg.duration);
+    let cpu1 = pid.map(procfs::cpu_seconds).transpose();
 
     let mut all = Vec::new();
+    let mut client_cpu_s = 0.0;
     let mut first_err = None;
-    while let Some(r) = set.join_next().await {
-        match r? {
-            Ok(o) => all.extend(o.latencies_us),
-            Err(e) => {
+    for w in workers {
+        match w.join() {
+            Ok(Ok(o)) => {
+                all.extend(o.latencies_us);
+                client_cpu_s += o.cpu_s;
+            }
+            Ok(Err(e)) => {
                 first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(anyhow::anyhow!("a client thread panicked"));
             }
         }
     }
-    let client_cpu_s = procfs::thread_cpu_seconds() - client0;
-    let (end, cpu1) = sampler
-        .join()
-        .map_err(|_| anyhow::anyhow!("sampler panicked"))?;
-    let cpu1 = cpu1.transpose()?;
-    // With a per-connection cap (M) the phase can end before `duration`.
-    let secs = end.saturating_duration_since(t0).as_secs_f64().max(1e-6);
     if let Some(e) = first_err {
         return Err(e);
     }
+    let (cpu0, cpu1) = (cpu0?, cpu1?);
+    // With a per-connection cap (M) the phase can end before `duration`.
+    let secs = end.saturating_duration_since(t0).as_secs_f64().max(1e-6);
     all.sort_unstable();
     let messages = all.len() as u64;
     let server_cpu_s = match (cpu0, cpu1) {
@@ -293,6 +375,7 @@ async fn run_async(cfg: &LoadConfig) -> Result<LoadResult> {
     Ok(LoadResult {
         conns: cfg.conns,
         size: cfg.size,
+        client_threads: threads,
         messages,
         secs,
         msgs_per_s: messages as f64 / secs,

@@ -66,6 +66,11 @@ struct GridArgs {
     /// Worker threads of the Rust servers (1 = a current-thread runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Load generator threads of the second grid (grid-heavy.json), which
+    /// measures host-bridge and tokio-tungstenite under a load that competes with
+    /// the server for the cores; 0 skips it. The first grid uses one load thread.
+    #[arg(long, default_value_t = 2)]
+    heavy_load_threads: usize,
 }
 
 #[derive(Args, Clone)]
@@ -144,6 +149,9 @@ enum Cmd {
         /// The server's pid, for its CPU time and peak RSS.
         #[arg(long)]
         pid: Option<u32>,
+        /// Load generator threads (the connections are shared out among them).
+        #[arg(long, default_value_t = 1)]
+        client_threads: usize,
     },
 }
 
@@ -196,6 +204,7 @@ fn main() -> Result<()> {
             secs,
             msgs,
             pid,
+            client_threads,
         } => {
             let r = load::run(&load::LoadConfig {
                 url,
@@ -204,6 +213,7 @@ fn main() -> Result<()> {
                 duration: Duration::from_secs_f64(secs),
                 max_msgs: msgs,
                 server_pid: pid,
+                client_threads,
             })?;
             println!("{}", serde_json::to_string_pretty(&r)?);
             Ok(())
@@ -227,16 +237,28 @@ fn log_dir() -> PathBuf {
 }
 
 fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
-    let cfg = grid::GridConfig {
+    let mut cfg = grid::GridConfig {
         conns: g.conns.clone(),
         sizes: g.sizes.clone(),
         messages: g.messages,
         secs: g.secs,
         reps: g.reps,
         threads: g.threads,
+        client_threads: 1,
+        servers: vec!["host-bridge", "tokio-tungstenite", "tornado"],
     };
     let data = grid::run(&common.root, &cfg, &log_dir())?;
-    write_json(&out.join("grid.json"), &data)
+    write_json(&out.join("grid.json"), &data)?;
+    let heavy = out.join("grid-heavy.json");
+    if g.heavy_load_threads == 0 {
+        let _ = std::fs::remove_file(&heavy);
+        return Ok(());
+    }
+    // tornado is left out: one thread of Python is the bottleneck with any load.
+    cfg.client_threads = g.heavy_load_threads;
+    cfg.servers = vec!["host-bridge", "tokio-tungstenite"];
+    let data = grid::run(&common.root, &cfg, &log_dir())?;
+    write_json(&heavy, &data)
 }
 
 fn run_e2e(common: &Common, out: &Path, e: &E2eArgs, no_build: bool) -> Result<()> {
