@@ -2,12 +2,13 @@
 # The benchmarks, in one command: sets the machine up, builds host-bridge, the bench
 # crate and the firmware image in release mode, then runs
 #   - the server grid: host-bridge's server, a tokio-tungstenite server and the
-#     tutorial's tornado server under the same loads (C connections x S bytes), paired;
+#     tutorial's tornado server under the same loads (C connections x S bytes), paired,
+#     then host-bridge and tokio-tungstenite again under a two-thread load;
 #   - the firmware end to end through QEMU (user network, tap bridge, QEMU's own tap);
 #   - the firmware's flash/RAM by part (appended to footprint.csv);
 # and writes host-bridge/bench/report/REPORT.md with its PNG charts.
 #
-#   bash ci/bench.sh                      the full run (about 4 minutes warm, 8 cold)
+#   bash ci/bench.sh                      the full run (about 6 minutes warm, 10 cold)
 #   bash ci/bench.sh --secs 1 --reps 1    a quick one
 # Arguments go to `bench all` (see `bench all --help`). Run as root (namespaces, taps).
 set -euo pipefail
