@@ -20,7 +20,7 @@ shellcheck -x ci/*.sh ci/cargo-firmware ci/qemu-run .ci/run
 target/ci-venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 step "lint host crates"
-cargo clippy -p websocket -p host-bridge --all-targets -- -D warnings
+cargo clippy -p websocket -p host-bridge -p bench --all-targets -- -D warnings
 cargo clippy -p firmware --lib --tests -- -D warnings
 
 step "lint and build the firmware image ($FW_TOOLCHAIN toolchain)"
@@ -35,6 +35,8 @@ step "tests"
 rm -f target/e2e/skipped.txt
 cargo test -p firmware --lib
 cargo test -p websocket -p host-bridge
+# The bench's load generator against its peer server (keeps `ci/bench.sh` from rotting).
+cargo test -p bench
 
 step "skipped (what this machine could not run)"
 if [ -s target/e2e/skipped.txt ]; then

@@ -1,0 +1,94 @@
+//! The load generator against the tokio-tungstenite peer server over loopback: with
+//! a per-connection cap, every connection's every message must be counted once,
+//! whether one load thread or several share the connections out.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_peer_server() -> Server {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tt-reverse-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start tt-reverse-server");
+    let server = Server(child, port);
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the peer server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+/// Runs `bench load` and returns its JSON result.
+fn load(server: &Server, conns: usize, msgs: u64, threads: usize) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["load", "--url", &format!("ws://127.0.0.1:{}/ws", server.1)])
+        .args(["-c", &conns.to_string(), "-s", "100", "--secs", "20"])
+        .args(["--msgs", &msgs.to_string()])
+        .args(["--pid", &server.0.id().to_string()])
+        .args(["--client-threads", &threads.to_string()])
+        .output()
+        .expect("run bench load");
+    assert!(
+        out.status.success(),
+        "bench load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("bench load prints JSON")
+}
+
+#[test]
+fn every_message_of_every_connection_is_counted_with_one_load_thread() {
+    let server = start_peer_server();
+    let r = load(&server, 5, 40, 1);
+    assert_eq!(r["messages"], 200);
+    assert_eq!(r["client_threads"], 1);
+    assert!(r["msgs_per_cpu_s"].as_f64().is_some(), "{r}");
+}
+
+#[test]
+fn two_load_threads_share_the_connections_and_count_them_all() {
+    let server = start_peer_server();
+    // 5 connections over 2 threads: 3 and 2.
+    let r = load(&server, 5, 40, 2);
+    assert_eq!(r["messages"], 200);
+    assert_eq!(r["client_threads"], 2);
+}
+
+#[test]
+fn more_load_threads_than_connections_uses_one_thread_per_connection() {
+    let server = start_peer_server();
+    let r = load(&server, 1, 30, 4);
+    assert_eq!(r["messages"], 30);
+    assert_eq!(r["client_threads"], 1);
+}
+
+#[test]
+fn a_dead_server_is_a_clear_error() {
+    let server = start_peer_server();
+    let port = server.1;
+    drop(server);
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["load", "--url", &format!("ws://127.0.0.1:{port}/ws")])
+        .args(["-c", "4", "--msgs", "5", "--client-threads", "2"])
+        .output()
+        .expect("run bench load");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connect to 127.0.0.1"), "{err}");
+}
