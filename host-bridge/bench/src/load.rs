@@ -227,24 +227,22 @@ fn client_thread(
     start: Arc<StartLine>,
     finished: PhaseEnd,
 ) -> Result<ThreadOutcome> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let connected = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build();
-    let sockets = match &rt {
-        Ok(rt) => rt.block_on(connect_all(&cfg.url, ids.len(), handshakes_at_once)),
-        Err(e) => Err(anyhow::anyhow!("tokio runtime: {e}")),
-    };
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            let sockets = rt.block_on(connect_all(&cfg.url, ids.len(), handshakes_at_once))?;
+            Ok((rt, sockets))
+        });
     start.connected.wait();
     start.go.wait();
-    let (rt, sockets) = match (rt, sockets) {
-        (Ok(rt), Ok(s)) => (rt, s),
-        (_, Err(e)) => {
+    let (rt, sockets) = match connected {
+        Ok(c) => c,
+        Err(e) => {
+            // Its connections will send nothing: the phase must not wait for them.
             ids.iter().for_each(|_| finished.one_done());
             return Err(e);
-        }
-        (Err(e), _) => {
-            ids.iter().for_each(|_| finished.one_done());
-            return Err(e.into());
         }
     };
     let t0 = *start.t0.get().context("start time not set")?;
