@@ -308,6 +308,9 @@ async fn connect_all(url: &str, n: usize, at_once: usize) -> Result<Vec<Ws>> {
 /// every n-th connection; they connect first, then start the measured phase
 /// together.
 pub fn run(cfg: &LoadConfig) -> Result<LoadResult> {
+    if cfg.conns == 0 {
+        bail!("a load needs at least one connection (-c/--conns)");
+    }
     let threads = cfg.client_threads.clamp(1, cfg.conns.max(1));
     let start = Arc::new(StartLine {
         connected: Barrier::new(threads + 1),
