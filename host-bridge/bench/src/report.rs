@@ -100,6 +100,18 @@ fn paired_ratio(
     s: usize,
     f: impl Fn(&LoadResult) -> Option<f64>,
 ) -> Option<f64> {
+    median(&pair_ratios(g, a, b, c, s, f))
+}
+
+/// Every repetition's `a / b` in one cell.
+fn pair_ratios(
+    g: &GridData,
+    a: &str,
+    b: &str,
+    c: usize,
+    s: usize,
+    f: impl Fn(&LoadResult) -> Option<f64>,
+) -> Vec<f64> {
     let mut ratios = Vec::new();
     for rep in 0..g.reps {
         let get = |name: &str| {
@@ -115,7 +127,7 @@ fn paired_ratio(
             }
         }
     }
-    median(&ratios)
+    ratios
 }
 
 fn rate(r: &LoadResult) -> Option<f64> {
@@ -455,7 +467,14 @@ fn never_below_row(goals: &mut String, g: &GridData, what: &str, f: Metric) -> R
                 ),
                 _ => String::new(),
             };
-            below.push(format!("C={c} S={} {r:.2}x{note}", size_label(s)));
+            // The spread of the pairs tells a tie lost to noise from a real loss.
+            let pairs = pair_ratios(g, HB, TT, c, s, f);
+            let lo = pairs.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = pairs.iter().copied().fold(0.0, f64::max);
+            below.push(format!(
+                "C={c} S={} {r:.2}x, pairs {lo:.2}–{hi:.2}x{note}",
+                size_label(s)
+            ));
         }
     }
     writeln!(
