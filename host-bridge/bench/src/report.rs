@@ -506,8 +506,9 @@ fn heavy_load_section(md: &mut String, g: &GridData) -> Result<()> {
          The load threads and the server then compete for the machine's cores, so a server \
          that needs less CPU per message leaves more to its clients and serves more \
          messages per second; the load is no longer the only limit. Per CPU-second figures \
-         differ from the one-thread grid's: a server preempted by its clients gets less \
-         done per wake-up. Run {}, {} runs \
+         are shown too; they differ from the one-thread grid's (the server shares its core \
+         and batches differently), and the per CPU-second goal is the one-thread grid's. \
+         Run {}, {} runs \
          per server and cell, same messages per run; tornado is left out (its one Python \
          thread is the bottleneck with any load).\n",
         g.client_threads, g.started_utc, g.reps
