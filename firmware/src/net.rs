@@ -75,6 +75,15 @@ impl Deadline {
     pub fn passed(self) -> bool {
         clock::now_ms().wrapping_sub(self.0) as i32 >= 0
     }
+
+    /// The sooner of the two (the clock wraps: compared by their difference).
+    pub fn earlier(self, other: Deadline) -> Deadline {
+        if other.0.wrapping_sub(self.0) as i32 >= 0 {
+            self
+        } else {
+            other
+        }
+    }
 }
 
 pub struct Net {
@@ -341,12 +350,7 @@ impl Net {
     ) -> Result<T, Timeout> {
         loop {
             send(self);
-            let again = Deadline::after_ms(1000);
-            let first = if deadline.0.wrapping_sub(again.0) as i32 > 0 {
-                again
-            } else {
-                deadline
-            };
+            let first = deadline.earlier(Deadline::after_ms(1000));
             if let Ok(value) = self.wait(first, |_| answer()) {
                 return Ok(value);
             }
@@ -416,8 +420,10 @@ pub fn watch(frame: &[u8]) {
         [0x08, 0x06]
             if field(14, 8) == [0, 1, 8, 0, 6, 4, 0, 2] && field(28, 4) == hop.octets() =>
         {
-            let mut mac = [0; 6];
-            mac.copy_from_slice(field(22, 6));
+            // Present: the guard above read bytes 28..32.
+            let Ok(mac) = <[u8; 6]>::try_from(field(22, 6)) else {
+                return;
+            };
             w.hop_mac = Some(EthernetAddress(mac));
         }
         // IPv4, ICMP, from the target: an echo reply with our identifier.
