@@ -454,7 +454,8 @@ fn never_below_row(goals: &mut String, g: &GridData, what: &str, f: Metric) -> R
     for &c in &g.conns {
         for &s in &g.sizes {
             cells += 1;
-            let Some(r) = paired_ratio(g, HB, TT, c, s, f) else {
+            let pairs = pair_ratios(g, HB, TT, c, s, f);
+            let Some(r) = median(&pairs) else {
                 continue;
             };
             if r >= 1.0 {
@@ -468,7 +469,6 @@ fn never_below_row(goals: &mut String, g: &GridData, what: &str, f: Metric) -> R
                 _ => String::new(),
             };
             // The spread of the pairs tells a tie lost to noise from a real loss.
-            let pairs = pair_ratios(g, HB, TT, c, s, f);
             let lo = pairs.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = pairs.iter().copied().fold(0.0, f64::max);
             below.push(format!(
