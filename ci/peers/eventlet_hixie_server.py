@@ -31,10 +31,11 @@ def reverse_echo(ws):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8076)
+    parser.add_argument("--port", type=int, default=8076, help="0: any free port (printed)")
     args = parser.parse_args()
     listener = eventlet.listen((args.host, args.port))
     print("*** eventlet hixie-76 server at %s:%d ***" % listener.getsockname(), flush=True)
+    print("listening on %s:%d" % listener.getsockname(), flush=True)
     eventlet.wsgi.server(listener, reverse_echo, log=sys.stderr, log_output=False)
 
 

@@ -17,6 +17,7 @@ import socket
 
 import tornado.httpserver
 import tornado.ioloop
+import tornado.netutil
 import tornado.web
 import tornado.websocket
 
@@ -53,18 +54,21 @@ application = tornado.web.Application([
 def main():
     global QUIET
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="0: any free port (printed)")
     parser.add_argument("--address", default="127.0.0.1", help="listen address ('' for all)")
     parser.add_argument("--quiet", action="store_true", help="no per-message prints")
     args = parser.parse_args()
     QUIET = args.quiet
     http_server = tornado.httpserver.HTTPServer(application)
-    http_server.listen(args.port, address=args.address)
+    sockets = tornado.netutil.bind_sockets(args.port, address=args.address)
+    http_server.add_sockets(sockets)
     try:
         my_ip = socket.gethostbyname(socket.gethostname())
     except OSError:
         my_ip = "127.0.0.1"
     print("*** Websocket Server Started at %s***" % my_ip, flush=True)
+    # Where it really listens (the port 0 asked for, resolved), for the caller to read.
+    print("listening on %s:%d" % sockets[0].getsockname()[:2], flush=True)
     tornado.ioloop.IOLoop.current().start()
 
 

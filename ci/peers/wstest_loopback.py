@@ -1,7 +1,8 @@
 """Autobahn's wstest with every listening socket bound to 127.0.0.1.
 
 wstest (Python 2) listens on all interfaces by default; the tests here may only use
-loopback, so this wraps it and forces the interface. Usage is wstest's own:
+loopback, so this wraps it and forces the interface. Each listening socket is announced
+as `listening on 127.0.0.1:PORT` on stdout (so port 0 can be used). Usage is wstest's own:
 
     target/autobahn-venv/bin/python ci/peers/wstest_loopback.py -m fuzzingserver -s spec.json
 """
@@ -14,7 +15,11 @@ _listen_tcp = reactor.listenTCP
 
 
 def _listen_tcp_loopback(port, factory, backlog=50, interface=""):
-    return _listen_tcp(port, factory, backlog, interface="127.0.0.1")
+    listening = _listen_tcp(port, factory, backlog, interface="127.0.0.1")
+    # Port 0 asks for any free port: say which, for the caller to read.
+    print("listening on 127.0.0.1:%d" % listening.getHost().port)
+    sys.stdout.flush()
+    return listening
 
 
 reactor.listenTCP = _listen_tcp_loopback

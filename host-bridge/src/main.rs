@@ -47,10 +47,18 @@ fn default_threads() -> usize {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the reverse-echo WebSocket server (RFC 6455 and hixie-76) on the host.
+    /// Prints `listening on ADDR` (the bound address: port 0 picks a free one) as
+    /// its first line on stdout, so that a script or test can read where it is.
     Serve {
-        /// Address and port to listen on.
+        /// Address and port to listen on (port 0: any free port, printed).
         #[arg(long, default_value = "127.0.0.1:8000")]
         listen: SocketAddr,
+        /// Set SO_REUSEPORT on the listening socket, so that the server can take a
+        /// port that its caller holds reserved (bound with SO_REUSEPORT, not
+        /// listening): how a test restarts a server on the same port without ever
+        /// releasing it to anyone else.
+        #[arg(long)]
+        reuse_port: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -298,6 +306,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// A listening TCP socket on `addr` (SO_REUSEADDR as usual for a server; and
+/// SO_REUSEPORT when asked).
+fn listen_tcp(addr: SocketAddr, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Prints a line on stdout for whoever reads it. A script that has read what it
 /// needed may have closed the pipe: println! would panic on that; the line is
 /// dropped instead.
@@ -310,11 +333,15 @@ fn say(line: std::fmt::Arguments) {
 async fn run(cli: Cli) -> Result<u8> {
     let mut signals = StopSignals::new()?;
     match cli.cmd {
-        Cmd::Serve { listen, server } => {
+        Cmd::Serve {
+            listen,
+            reuse_port,
+            server,
+        } => {
             let cfg = server.config()?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("listen on {listen}"))?;
+            let listener =
+                listen_tcp(listen, reuse_port).with_context(|| format!("listen on {listen}"))?;
+            say(format_args!("listening on {}", listener.local_addr()?));
             let stop = CancellationToken::new();
             let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
             signals.recv().await;

@@ -3,23 +3,21 @@
 //! Python 3) for RFC 6455, and eventlet's websocket module for hixie-76.
 
 mod common;
-use common::{boot, free_port, python, repo_root, Peer};
+use common::{boot, python, repo_root, Peer};
 
 /// `script` takes `--port`; `extra` are its other arguments.
 fn run_against(name: &str, script: &str, extra: &[&str], proto: &str) {
-    let port = free_port();
     let script = repo_root().join("ci/peers").join(script);
-    let port_arg = port.to_string();
     let peer = Peer::spawn(
         name,
         python(),
         &[
-            &[script.to_str().expect("utf-8 path"), "--port", &port_arg],
+            &[script.to_str().expect("utf-8 path"), "--port", "0"],
             extra,
         ]
         .concat(),
-        port,
     );
+    let port = peer.port();
     let url = format!("ws://10.0.2.2:{port}/ws");
     let run = boot(
         &["--url", &url, "--proto", proto, "--count", "12"],

@@ -3,16 +3,16 @@
 //! dies mid-run, and four boards at once.
 
 mod common;
-use common::{boot, free_port, Peer};
+use common::{boot, Peer, PortReservation};
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_host-bridge");
 
-fn serve(name: &str, port: u16) -> Peer {
-    let listen = format!("127.0.0.1:{port}");
-    Peer::spawn(name, SERVER, &["serve", "--listen", &listen], port)
+/// host-bridge's server on any free port of 127.0.0.1.
+fn serve(name: &str) -> Peer {
+    Peer::spawn(name, SERVER, &["serve", "--listen", "127.0.0.1:0"])
 }
 
 fn url(port: u16) -> String {
@@ -21,7 +21,9 @@ fn url(port: u16) -> String {
 
 #[test]
 fn server_starts_late_and_the_firmware_retries() {
-    let port = free_port();
+    // The port is known before the server runs, and refuses connections until then.
+    let reserved = PortReservation::new();
+    let port = reserved.port();
     let firmware = thread::spawn(move || {
         boot(
             &["--url", &url(port), "--retry", "20", "--count", "4"],
@@ -31,7 +33,12 @@ fn server_starts_late_and_the_firmware_retries() {
     });
     // Boot and DHCP take well under a second: the first attempts find no server.
     thread::sleep(Duration::from_secs(3));
-    let server = serve("late-server", port);
+    let listen = format!("127.0.0.1:{port}");
+    let server = Peer::spawn(
+        "late-server",
+        SERVER,
+        &["serve", "--reuse-port", "--listen", &listen],
+    );
     let run = firmware.join().expect("firmware thread");
     assert_eq!(
         run.status,
@@ -45,8 +52,8 @@ fn server_starts_late_and_the_firmware_retries() {
 
 #[test]
 fn server_dies_mid_run_and_the_firmware_says_so() {
-    let port = free_port();
-    let mut server = serve("dying-server", port);
+    let mut server = serve("dying-server");
+    let port = server.port();
     let firmware = thread::spawn(move || {
         boot(
             &[
@@ -80,8 +87,8 @@ fn server_dies_mid_run_and_the_firmware_says_so() {
 
 #[test]
 fn four_boards_at_once_against_one_server() {
-    let port = free_port();
-    let server = serve("shared-server", port);
+    let server = serve("shared-server");
+    let port = server.port();
     let boards: Vec<_> = (0..4)
         .map(|i| {
             let proto = if i % 2 == 0 { "rfc6455" } else { "hixie76" };

@@ -7,19 +7,15 @@
 //! also go against host-bridge's own server (`serve`).
 
 mod common;
-use common::{boot, free_port, repo_root, Peer, Run};
+use common::{boot, repo_root, Peer, PortReservation, Run};
 
 /// Starts the test server on a free port with `extra` arguments.
 fn server(name: &str, extra: &[&str]) -> (Peer, u16) {
-    let port = free_port();
     let script = repo_root().join("host-bridge/tests/firmware_support/reverse_server.py");
-    let port_arg = port.to_string();
-    let args = [
-        &[script.to_str().expect("utf-8 path"), port_arg.as_str()],
-        extra,
-    ]
-    .concat();
-    (Peer::spawn(name, "python3", &args, port), port)
+    let args = [&[script.to_str().expect("utf-8 path"), "0"], extra].concat();
+    let peer = Peer::spawn(name, "python3", &args);
+    let port = peer.port();
+    (peer, port)
 }
 
 fn url(port: u16) -> String {
@@ -117,7 +113,9 @@ fn echo_mode_streams_messages_back_until_the_server_closes() {
 
 #[test]
 fn nothing_listening_retries_with_backoff_then_exits_4() {
-    let port = free_port(); // released again: nothing listens there
+    // Held, never listened on: every connection attempt is refused.
+    let reserved = PortReservation::new();
+    let port = reserved.port();
     let run = boot(
         &["--url", &url(port), "--retry", "3", "--timeout-ms", "2000"],
         None,
@@ -180,20 +178,19 @@ fn ping_to_nobody_times_out_with_exit_4() {
 /// is a scripted Ethernet host (`eth_peer.py` with `peer_args`), and has the board
 /// ping that host. Returns the host and the board's run.
 fn ping_scripted_host(name: &str, peer_args: &[&str]) -> (Peer, Run) {
-    let port = free_port();
     let script = repo_root().join("host-bridge/tests/firmware_support/eth_peer.py");
-    let port_arg = port.to_string();
     let args = [
         &[
             script.to_str().expect("utf-8 path"),
-            &port_arg,
+            "0",
             "192.168.77.1",
             "192.168.77.2",
         ][..],
         peer_args,
     ]
     .concat();
-    let peer = Peer::spawn(name, "python3", &args, port);
+    let peer = Peer::spawn(name, "python3", &args);
+    let port = peer.port();
     let net = format!("-nic socket,model=stellaris,mac=52:54:00:12:34:56,connect=127.0.0.1:{port}");
     let run = boot(
         &[
@@ -307,14 +304,12 @@ fn binary_echoed_in_a_text_frame_is_tolerated() {
 
 /// host-bridge's own reverse-echo server (`serve`), both protocols on one port.
 fn host_bridge_server(name: &str) -> (Peer, u16) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     let peer = Peer::spawn(
         name,
         env!("CARGO_BIN_EXE_host-bridge"),
-        &["serve", "--listen", &listen],
-        port,
+        &["serve", "--listen", "127.0.0.1:0"],
     );
+    let port = peer.port();
     (peer, port)
 }
 

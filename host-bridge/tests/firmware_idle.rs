@@ -5,7 +5,7 @@
 //! processes is per process, so no other test may run QEMU alongside.)
 
 mod common;
-use common::{boot, free_port, Peer};
+use common::{boot, Peer};
 
 use std::time::Instant;
 
@@ -23,15 +23,13 @@ fn children_cpu_seconds() -> f64 {
 
 #[test]
 fn waiting_for_a_silent_server_sleeps_then_times_out_with_exit_4() {
-    let port = free_port();
-    let script = format!(
-        "import socket, time\n\
-         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.bind(('127.0.0.1', {port})); s.listen(4)\n\
+    let script = "import socket, time\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(4)\n\
+         print('listening on %s:%d' % s.getsockname(), flush=True)\n\
          held = []\n\
-         while True:\n    c, _ = s.accept(); held.append(c); print('accepted, saying nothing', flush=True)\n"
-    );
-    let silent = Peer::spawn("fw-silent-server", "python3", &["-c", &script], port);
+         while True:\n    c, _ = s.accept(); held.append(c); print('accepted, saying nothing', flush=True)\n";
+    let silent = Peer::spawn("fw-silent-server", "python3", &["-c", script]);
+    let port = silent.port();
     common::firmware_image(); // build (or check) the image outside the measurement
     let cpu_before = children_cpu_seconds();
     let start = Instant::now();

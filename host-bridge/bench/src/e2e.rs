@@ -286,17 +286,10 @@ fn tap_bridge_network(bin_dir: &Path, log: &Path, threads: Option<usize>) -> Res
     if !help.status.success() {
         bail!("`host-bridge bridge` does not exist yet");
     }
-    let port = servers::free_port()?.to_string();
     let logf = std::fs::File::create(log)?;
+    // Its own server keeps the default port: the namespace is the bridge's alone.
     let mut child = Command::new(&hb)
-        .args([
-            "--quiet",
-            "bridge",
-            "--port",
-            &port,
-            "--host-ip",
-            TAP_HOST_IP,
-        ])
+        .args(["--quiet", "bridge", "--host-ip", TAP_HOST_IP])
         .args(["--guest-ip", TAP_GUEST_IP])
         .args(
             threads
@@ -414,14 +407,13 @@ fn boot_against_server(
     let bin_dir = servers::bin_dir()?;
     let arrivals = log_dir.join(format!("arrivals-{}-{}.txt", net.name, rand_suffix()));
     let _ = std::fs::remove_file(&arrivals);
-    let port = servers::free_port()?;
     let tt = bin_dir.join("tt-reverse-server").display().to_string();
     let mut argv = net.ns.as_deref().map(exec_prefix).unwrap_or_default();
     argv.extend(
         [
             tt.as_str(),
             "--listen",
-            &format!("{}:{port}", net.listen_host),
+            "{addr}",
             "--quiet",
             "--arrivals",
             &arrivals.display().to_string(),
@@ -434,11 +426,9 @@ fn boot_against_server(
         argv,
     };
     let server_log = log_dir.join(format!("e2e-server-{}.log", net.name));
-    let server = if net.ns.is_some() {
-        start_in_ns(&spec, &server_log)?
-    } else {
-        servers::start_at(&spec, &server_log, port)?
-    };
+    // Inside a namespace too, the server says where it listens: no probing needed.
+    let server = servers::start_on(&spec, &server_log, net.listen_host)?;
+    let port = server.addr.port();
 
     let url = format!("ws://{}:{port}/ws", net.url_host);
     let mut cmd = match (&net.ns, net.qemu_in_ns) {
@@ -482,38 +472,6 @@ fn boot_against_server(
         wall_s,
         arrivals: arr,
     })
-}
-
-/// Starts a server inside a namespace; readiness is checked from inside it too.
-fn start_in_ns(spec: &ServerSpec, log: &Path) -> Result<servers::Running> {
-    // The address is inside the namespace: wait for the listening socket with `ss`.
-    let port = spec
-        .argv
-        .iter()
-        .skip_while(|a| *a != "--listen")
-        .nth(1)
-        .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse::<u16>().ok())
-        .context("no --listen port")?;
-    let ns = spec.argv.get(3).cloned().context("no namespace")?;
-    let running = servers::spawn(spec, log, port)?;
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns, "ss", "-Hltn"])
-            .output()?;
-        if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
-            return Ok(running);
-        }
-        if Instant::now() > until {
-            bail!(
-                "{} did not listen within 15 s (log {})",
-                spec.name,
-                log.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn measure_network(

@@ -1,8 +1,8 @@
-//! The servers under test, started one at a time as child processes on a free
-//! loopback port, and stopped after each measurement (so that each one's peak RSS is
+//! The servers under test, started one at a time as child processes on a
+//! loopback port of their own choosing (port 0, read back from their output), and stopped after each measurement (so that each one's peak RSS is
 //! that of one grid cell).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,11 +120,6 @@ fn python_has_tornado(python: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A running server; killed on drop.
 pub struct Running {
     pub addr: SocketAddr,
@@ -170,62 +165,74 @@ impl Drop for Running {
     }
 }
 
-/// Starts `spec` on a free port of 127.0.0.1 and waits until it accepts connections.
+/// Starts `spec` on a free port of 127.0.0.1; see [`start_on`].
 pub fn start(spec: &ServerSpec, log: &Path) -> Result<Running> {
-    start_at(spec, log, free_port()?)
+    start_on(spec, log, "127.0.0.1")
 }
 
-/// Starts `spec` on 127.0.0.1:`port` and waits until it accepts connections.
-pub fn start_at(spec: &ServerSpec, log: &Path, port: u16) -> Result<Running> {
-    let mut running = spawn(spec, log, port)?;
-    let addr = running.addr;
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(running);
-        }
-        if let Some(status) = running.child.try_wait()? {
-            bail!(
-                "{} exited with {status} before listening (log: {})",
-                spec.name,
-                log.display()
-            );
-        }
-        if Instant::now() > until {
-            bail!(
-                "{} did not listen on {addr} within 15 s (log: {})",
-                spec.name,
-                log.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Starts `spec` with `{addr}` = 127.0.0.1:`port`, without waiting.
-pub fn spawn(spec: &ServerSpec, log: &Path, port: u16) -> Result<Running> {
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+/// Starts `spec` with `{host}` = `host`, `{port}` = 0 and `{addr}` = `host:0` (the
+/// server binds any free port), and waits up to 15 s for the line `listening on
+/// ADDR` that every server of the bench prints first: the address it really got.
+/// (Never a port picked here and released: a parallel run could take it.) Its
+/// output goes to `log`.
+pub fn start_on(spec: &ServerSpec, log: &Path, host: &str) -> Result<Running> {
+    use std::io::{BufRead, Write};
     let argv: Vec<String> = spec
         .argv
         .iter()
         .map(|a| {
-            a.replace("{addr}", &addr.to_string())
-                .replace("{host}", "127.0.0.1")
-                .replace("{port}", &port.to_string())
+            a.replace("{addr}", &format!("{host}:0"))
+                .replace("{host}", host)
+                .replace("{port}", "0")
         })
         .collect();
-    let logf = std::fs::OpenOptions::new()
+    let mut logf = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
-    let child = Command::new(&argv[0])
+    let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
-        .stdout(logf.try_clone()?)
-        .stderr(logf)
+        .stdout(Stdio::piped())
+        .stderr(logf.try_clone()?)
         .spawn()
         .with_context(|| format!("start {}", argv.join(" ")))?;
-    Ok(Running { addr, child })
+    let stdout = child.stdout.take().context("piped stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Copies the server's stdout to its log while it runs; hands over the address.
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(logf, "{line}");
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        }
+    });
+    let mut running = Running {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        child,
+    };
+    match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(addr) => {
+            running.addr = addr
+                .parse()
+                .with_context(|| format!("{} said `listening on {addr}`", spec.name))?;
+            Ok(running)
+        }
+        Err(_) => {
+            let status = running.child.try_wait()?;
+            bail!(
+                "{} did not say `listening on ADDR` within 15 s ({}; log: {})",
+                spec.name,
+                status.map_or("still running".into(), |s| s.to_string()),
+                log.display()
+            )
+        }
+    }
 }
 
 /// The directory holding this program (where cargo put the sibling binaries).

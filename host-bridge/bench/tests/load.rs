@@ -2,9 +2,7 @@
 //! a per-connection cap, every connection's every message must be counted once,
 //! whether one load thread or several share the connections out.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 struct Server(Child, u16);
 
@@ -16,22 +14,25 @@ impl Drop for Server {
 }
 
 fn start_peer_server() -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tt-reverse-server"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
-        .stdout(Stdio::null())
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tt-reverse-server"))
+        .args(["--listen", "127.0.0.1:0", "--quiet"])
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start tt-reverse-server");
-    let server = Server(child, port);
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "the peer server did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
+    // Its first line says where it listens (port 0: a free port of its choosing).
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("read the server's first line");
+    let port = first
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the peer server said {first:?}, not `listening on ADDR`"));
+    Server(child, port)
 }
 
 /// Runs `bench load` and returns its JSON result.
@@ -91,9 +92,12 @@ fn more_load_threads_than_connections_uses_one_thread_per_connection() {
 
 #[test]
 fn a_dead_server_is_a_clear_error() {
-    let server = start_peer_server();
-    let port = server.1;
-    drop(server);
+    // A port that is bound but never listened on: every connection is refused, and
+    // no parallel test can take it meanwhile (as it could a released one).
+    let dead = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    dead.bind(([127, 0, 0, 1], 0).into())
+        .expect("bind 127.0.0.1:0");
+    let port = dead.local_addr().expect("bound address").port();
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(["load", "--url", &format!("ws://127.0.0.1:{port}/ws")])
         .args(["-c", "4", "--msgs", "5", "--client-threads", "2"])

@@ -90,12 +90,35 @@ pub fn boot(args: &[&str], net: Option<&str>, timeout_s: u32) -> Run {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released for the peer to take).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// A TCP port on 127.0.0.1 held for a server that a test starts later (or never):
+/// bound with SO_REUSEPORT but not listening, so connections to it are refused
+/// (RST) and no other process can take it, until the server the test starts binds
+/// it too with SO_REUSEPORT (`host-bridge serve --reuse-port`). Dropping it frees
+/// the port. This is how a test knows a port before its server runs without
+/// picking a free port and releasing it (which a parallel test could take).
+pub struct PortReservation {
+    // Bound, never listened on (tokio's socket type needs no runtime for that).
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+impl PortReservation {
+    pub fn new() -> PortReservation {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket.set_reuseport(true).expect("SO_REUSEPORT");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind 127.0.0.1:0");
+        let port = socket.local_addr().expect("bound address").port();
+        PortReservation {
+            _socket: socket,
+            port,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
 }
 
 /// Where the end-to-end tests keep their logs and captures (CI uploads it on failure).
@@ -103,6 +126,14 @@ pub fn artifacts_dir() -> PathBuf {
     let dir = repo_root().join("target/e2e");
     std::fs::create_dir_all(&dir).expect("create target/e2e");
     dir
+}
+
+/// A file `target/e2e/STEM-PID-N.EXT` that no other test process or call uses
+/// (tests run in parallel, each binary or test in a process of its own).
+pub fn unique_artifact(stem: &str, ext: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    artifacts_dir().join(format!("{stem}-{}-{n}.{ext}", std::process::id()))
 }
 
 /// The project's Python (a venv made by ci/setup.sh), for the third-party peers.
@@ -117,41 +148,77 @@ pub fn python() -> PathBuf {
 pub struct Peer {
     child: std::process::Child,
     log: PathBuf,
+    port: u16,
 }
 
 impl Peer {
-    /// Starts `program args` and waits (up to 20 s) until 127.0.0.1:`port` accepts.
-    pub fn spawn(
-        name: &str,
-        program: impl AsRef<std::ffi::OsStr>,
-        args: &[&str],
-        port: u16,
-    ) -> Peer {
-        let log = artifacts_dir().join(format!("{name}.log"));
+    /// Starts `program args`, a server that prints `listening on HOST:PORT` (the
+    /// address it bound; port 0 in its arguments picks a free one) on stdout once
+    /// it accepts connections, and waits up to 20 s for that line. Everything it
+    /// prints goes to `target/e2e/NAME-PID.log`.
+    pub fn spawn(name: &str, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Peer {
+        use std::io::{BufRead, Write};
+        use std::process::Stdio;
+        let log = unique_artifact(name, "log");
         let file = std::fs::File::create(&log).expect("create peer log");
-        let child = Command::new(program)
+        let mut child = Command::new(program)
             .args(args)
-            .stdout(file.try_clone().expect("clone log handle"))
-            .stderr(file)
+            .stdout(Stdio::piped())
+            .stderr(file.try_clone().expect("clone log handle"))
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let mut peer = Peer { child, log };
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Copies the peer's stdout to its log for as long as it runs, and hands
+        // over the first `listening on` line.
+        std::thread::spawn(move || {
+            let mut file = file;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(file, "{line}");
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.trim().to_owned());
+                    }
+                }
+            }
+        });
+        let mut peer = Peer {
+            child,
+            log,
+            port: 0,
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = peer.child.try_wait() {
-                panic!(
-                    "{name} exited ({status}) before listening:\n{}",
-                    peer.log_tail(40)
-                );
+        let addr = loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                Ok(addr) => break addr,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = peer.child.wait();
+                    panic!(
+                        "{name} ended ({status:?}) without saying where it listens:\n{}",
+                        peer.log_tail(40)
+                    );
+                }
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{name} never listened on {port}:\n{}",
+                "{name} never said `listening on`:\n{}",
                 peer.log_tail(40)
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        };
+        peer.port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no port in `listening on {addr}`"));
         peer
+    }
+
+    /// The TCP port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The last `lines` lines the peer printed.

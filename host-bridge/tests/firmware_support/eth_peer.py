@@ -44,7 +44,7 @@ def main():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", PORT))
     srv.listen(1)
-    print("listening", flush=True)
+    print("listening on %s:%d" % srv.getsockname(), flush=True)
     while True:
         conn, _ = srv.accept()
         # The test's readiness probe connects and leaves at once: wait for QEMU.

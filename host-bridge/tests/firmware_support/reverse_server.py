@@ -259,7 +259,7 @@ def main():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", int(sys.argv[1])))
     srv.listen(8)
-    print("listening on 127.0.0.1:%s" % sys.argv[1], flush=True)
+    print("listening on %s:%d" % srv.getsockname(), flush=True)
     while True:
         conn, _ = srv.accept()
         threading.Thread(target=handle, args=(conn,), daemon=True).start()

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! tt-reverse-server --listen 127.0.0.1:8000 [--path /ws] [--threads N] [--quiet]
+//! (prints `listening on ADDR` first; port 0 picks a free port)
 //!                   [--arrivals FILE]
 //! ```
 //!
@@ -67,13 +68,8 @@ async fn serve(args: Arc<Args>) -> Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
-    if !args.quiet {
-        println!(
-            "tt-reverse-server listening on ws://{}{}",
-            listener.local_addr()?,
-            args.path
-        );
-    }
+    // Always, first: where it listens (port 0 picks a free one), for the caller.
+    println!("listening on {}", listener.local_addr()?);
     loop {
         let (stream, peer) = listener.accept().await?;
         let args = args.clone();
