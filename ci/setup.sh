@@ -41,6 +41,19 @@ apt_install() {
 command -v cargo >/dev/null || fail "no cargo on PATH: install Rust with rustup (https://rustup.rs) or Debian's cargo"
 say "host toolchain: $(cargo --version)"
 
+# --- cargo-nextest: the test runner of ci/test.sh (per-test timeouts, JUnit, shards) --
+# Built from crates.io where missing (no prebuilt binaries reach machines that see only
+# the package registries): about 4 to 6 minutes of compiling on 2 cores, bounded.
+if cargo nextest --version >/dev/null 2>&1; then
+    say "cargo-nextest present ($(cargo nextest --version | head -n 1))"
+else
+    say "installing cargo-nextest (cargo install --locked; a few minutes)"
+    nextest_start=$SECONDS
+    timeout 1200 cargo install --locked --quiet cargo-nextest ||
+        fail "cargo install cargo-nextest failed: install it (https://nexte.st) or run the suite with plain 'cargo test'"
+    say "cargo-nextest installed in $((SECONDS - nextest_start)) s"
+fi
+
 # --- system packages the build and the tests use ------------------------------------
 want=()
 command -v qemu-system-arm >/dev/null || want+=(qemu-system-arm)

@@ -33,10 +33,23 @@ ci/cargo-firmware build
 
 step "tests"
 rm -f target/e2e/skipped.txt
-cargo test -p firmware --lib
-cargo test -p websocket -p host-bridge
-# The bench's load generator against its peer server (keeps `ci/bench.sh` from rotting).
-cargo test -p bench
+# The image just built is the one every end-to-end test boots (no test rebuilds it).
+FIRMWARE_IMAGE=$(ci/cargo-firmware path)
+export FIRMWARE_IMAGE
+# One nextest run over the firmware's host-testable library, the protocol library,
+# host-bridge (unit, integration and end-to-end tests) and the bench's load
+# generator. Profile `ci` (.config/nextest.toml): no retries, a slow test is ended,
+# JUnit in target/nextest/ci/junit.xml. TEST_PARTITION=count:K/N runs shard K of N
+# (the workflow's matrix); the shards together run every test exactly once.
+partition=()
+if [ -n "${TEST_PARTITION:-}" ]; then
+    partition=(--partition "$TEST_PARTITION")
+fi
+cargo nextest run --profile ci -p firmware -p websocket -p host-bridge -p bench "${partition[@]}"
+# nextest does not run documentation examples: cargo does (the first shard only).
+case "${TEST_PARTITION:-count:1/1}" in
+*:1/*) cargo test --doc -p websocket -p host-bridge ;;
+esac
 
 step "skipped (what this machine could not run)"
 if [ -s target/e2e/skipped.txt ]; then

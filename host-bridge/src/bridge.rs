@@ -13,8 +13,17 @@ use anyhow::{Context, Result};
 use crate::netns::{self, Netns};
 use crate::relay::{bind_unix, Port, Relay, RelayConfig, RelayStats};
 
-/// Prefix of our namespaces' names (`hb-PID-N`).
+/// Prefix of our namespaces' names (`hb-PID-N`), unless `HOST_BRIDGE_NETNS_PREFIX`
+/// names another (a test that kills bridges on purpose uses its own, so that only
+/// its own next start reaps what they leave).
 pub const NS_PREFIX: &str = "hb";
+
+fn ns_prefix() -> String {
+    std::env::var("HOST_BRIDGE_NETNS_PREFIX")
+        .ok()
+        .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| NS_PREFIX.into())
+}
 
 /// Where the bridge's wire is and what it does to frames.
 #[derive(Debug, Clone)]
@@ -73,11 +82,15 @@ impl Bridge {
     /// Makes the namespace, the tap with `cfg.host_ip`, the socket for QEMU, and
     /// starts relaying. Needs root and a tokio runtime.
     pub fn start(cfg: BridgeConfig) -> Result<Bridge> {
-        for stale in netns::reap_stale(NS_PREFIX) {
-            tracing::info!("removed namespace {stale} left by a process that no longer runs");
+        let prefix = ns_prefix();
+        for stale in netns::reap_stale(&prefix) {
+            // A warning: shown even with --quiet, since it means a run was killed.
+            tracing::warn!(
+                "removed namespace {stale} (and its tap) left by a process that no longer runs"
+            );
             let _ = std::fs::remove_dir_all(sock_dir(&stale));
         }
-        let ns = Netns::create(NS_PREFIX)?;
+        let ns = Netns::create(&prefix)?;
         let dir = SockDir(sock_dir(ns.name()));
         std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
         // IPv4 only on this wire: no IPv6 router/neighbour chatter to the guest
@@ -204,6 +217,9 @@ impl Dhcp {
         .arg(format!("--dhcp-option=option:router,{}", cfg.host_ip))
         .arg("--pid-file=")
         .stdin(std::process::Stdio::null());
+        // Inside our namespace, which the next start removes if we are SIGKILLed:
+        // dnsmasq must not live on there.
+        crate::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
         let mut child = cmd
             .spawn()
             .context("start dnsmasq for --dhcp (package dnsmasq-base)")?;

@@ -7,6 +7,7 @@
 //! * [`bridge`]: namespace + tap + relay to QEMU's `-netdev dgram` socket.
 //! * [`relay`] and [`impair`]: frame relay with seeded impairment and pcap.
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
+//! * [`child`]: child processes (QEMU, dnsmasq) that die with us, even on SIGKILL.
 
 //!
 //! # The command line (clap, derive)
@@ -34,6 +35,7 @@
 //! firmware's status.
 
 pub mod bridge;
+pub mod child;
 pub mod impair;
 pub mod netns;
 pub mod qemu;

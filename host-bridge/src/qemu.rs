@@ -100,6 +100,9 @@ impl Qemu {
             cmd.env("FIRMWARE_TIMEOUT", t.to_string());
         }
         cmd.process_group(0).kill_on_drop(true);
+        // Even if we are SIGKILLed: `timeout` (what ci/qemu-run execs) passes the
+        // SIGTERM on to QEMU and ends.
+        crate::child::end_with_parent(cmd.as_std_mut(), Signal::SIGTERM);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start {}", run.runner.display()))?;
@@ -123,9 +126,15 @@ impl Qemu {
         }
         self.pgid = None;
         use std::os::unix::process::ExitStatusExt;
-        Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        if let Some(signal) = status.signal() {
+            // Not the firmware's doing: QEMU (or `timeout` in front of it) was killed.
+            let name = Signal::try_from(signal).map_or("?", Signal::as_str);
+            tracing::error!(
+                "QEMU was killed by signal {signal} ({name}): the firmware did not finish"
+            );
+            return Ok(128 + signal);
+        }
+        Ok(status.code().unwrap_or(1))
     }
 
     /// Asks the whole process group to stop (SIGTERM), then kills it after `grace`.

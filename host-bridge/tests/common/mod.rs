@@ -13,10 +13,21 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the firmware image (once per test binary) and returns its path.
+/// The firmware image: `FIRMWARE_IMAGE` when set (ci/test.sh builds the image
+/// once and sets it), else built here (once per test process) with
+/// `ci/cargo-firmware build`.
 pub fn firmware_image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
+        if let Some(image) = std::env::var_os("FIRMWARE_IMAGE") {
+            let image = PathBuf::from(image);
+            assert!(
+                image.is_file(),
+                "FIRMWARE_IMAGE={} is not a file",
+                image.display()
+            );
+            return image;
+        }
         let root = repo_root();
         let status = Command::new(root.join("ci/cargo-firmware"))
             .arg("build")
@@ -78,6 +89,9 @@ pub fn boot(args: &[&str], net: Option<&str>, timeout_s: u32) -> Run {
     if let Some(net) = net {
         cmd.env("FIRMWARE_NET", net);
     }
+    // A test process killed outright (SIGKILL, or SIGTERM to it alone) takes its QEMU
+    // along: `timeout` in ci/qemu-run passes the SIGTERM on.
+    host_bridge::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
     let Output {
         status,
         stdout,
@@ -161,7 +175,10 @@ impl Peer {
         use std::process::Stdio;
         let log = unique_artifact(name, "log");
         let file = std::fs::File::create(&log).expect("create peer log");
-        let mut child = Command::new(program)
+        let mut cmd = Command::new(program);
+        // The peer lives no longer than the test process, however that ends.
+        host_bridge::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGKILL);
+        let mut child = cmd
             .args(args)
             .stdout(Stdio::piped())
             .stderr(file.try_clone().expect("clone log handle"))
