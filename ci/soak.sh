@@ -61,6 +61,10 @@ for k in $(seq "$runs"); do
     status=0
     cargo nextest run --profile ci "${packages[@]}" >"$out/run-$k.log" 2>&1 || status=$?
     cp target/nextest/ci/junit.xml "$out/run-$k.xml" 2>/dev/null || true
+    if [ "$status" != 0 ]; then
+        # The next run overwrites the tests' logs, captures and reports: keep them.
+        cp -a target/e2e "$out/run-$k-e2e" 2>/dev/null || true
+    fi
     echo "soak: run $k/$runs: status $status, $((SECONDS - run_start)) s"
 done
 stop_load

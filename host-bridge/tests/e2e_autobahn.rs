@@ -34,6 +34,30 @@ fn wstest_args(mode: &str, spec: &Path) -> Vec<String> {
     ]
 }
 
+/// What a case's own report says about how its connection ended (for a failure's
+/// message: a close handshake that timed out reads differently from a dropped TCP).
+fn why_unclean(outdir: &Path, result: &serde_json::Value) -> String {
+    let Some(file) = result["reportfile"].as_str() else {
+        return String::new();
+    };
+    let Ok(text) = std::fs::read_to_string(outdir.join(file)) else {
+        return String::new();
+    };
+    let Ok(case) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return String::new();
+    };
+    let fields = [
+        "wasNotCleanReason",
+        "wasCloseHandshakeTimeout",
+        "wasServerConnectionDropTimeout",
+        "droppedByMe",
+        "closedByMe",
+        "duration",
+    ];
+    let said: Vec<String> = fields.iter().map(|f| format!("{f}={}", case[*f])).collect();
+    format!(" [{}]", said.join(", "))
+}
+
 /// Reads an Autobahn report's index.json and checks every case's outcome.
 /// Returns (cases, per-outcome counts) or panics listing the failures.
 fn check_report(outdir: &Path, agent: &str) -> String {
@@ -53,7 +77,10 @@ fn check_report(outdir: &Path, agent: &str) -> String {
         *counts.entry(behavior.to_string()).or_default() += 1;
         let fine = |b: &str| matches!(b, "OK" | "NON-STRICT" | "INFORMATIONAL");
         if !fine(behavior) || !(fine(close) || close == "UNCLEAN" && behavior == "INFORMATIONAL") {
-            failures.push(format!("{case}: {behavior} (close {close})"));
+            failures.push(format!(
+                "{case}: {behavior} (close {close}){}",
+                why_unclean(outdir, result)
+            ));
         }
     }
     assert!(
