@@ -532,7 +532,11 @@ mod tests {
     fn bad_link_outages_say_what_is_wrong() {
         // Plain `{}`: what clap shows.
         let err = |s: &str| s.parse::<Impairment>().unwrap_err().to_string();
-        assert!(err("down=2s").contains("expected LEN@START"), "{}", err("down=2s"));
+        assert!(
+            err("down=2s").contains("expected LEN@START"),
+            "{}",
+            err("down=2s")
+        );
         assert!(err("down=0s@1s").contains("more than 0"));
         assert!(err("down=xs@1s").contains("not a duration"));
         assert!(err("down=1s@later").contains("not a duration"));
