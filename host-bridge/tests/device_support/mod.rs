@@ -383,7 +383,8 @@ impl DeviceRig {
     pub fn boot(&mut self, args: &[&str], timeout_s: u32) {
         assert!(self.board.is_none(), "a board is already running");
         let mut cmd = Command::new(common::repo_root().join("ci/qemu-run"));
-        cmd.arg(common::firmware_image()).args(["--url", &self.url()]);
+        cmd.arg(common::firmware_image())
+            .args(["--url", &self.url()]);
         if !self.dhcp {
             cmd.args(["--ip", &format!("{GUEST_IP}/24"), "--gateway", SERVER_IP]);
         }
@@ -436,7 +437,10 @@ impl DeviceRig {
 
     /// The firmware's console so far.
     pub fn board_log(&self) -> String {
-        self.board.as_ref().map(|b| b.out.text()).unwrap_or_default()
+        self.board
+            .as_ref()
+            .map(|b| b.out.text())
+            .unwrap_or_default()
     }
 
     /// Whether the board is still running.
@@ -611,7 +615,10 @@ mod tests {
     fn reads_what_the_bridge_and_the_firmware_print() {
         let line = " 12 frames in (900 bytes), 10 out (800 bytes); lost 1, duplicated 0, reordered 0, corrupted 0, overflow 0, undeliverable 0, pending at stop 0, link down 1";
         let c = parse_counters(line).expect("counters");
-        assert_eq!((c.frames_in, c.bytes_out, c.lost, c.link_down), (12, 800, 1, 1));
+        assert_eq!(
+            (c.frames_in, c.bytes_out, c.lost, c.link_down),
+            (12, 800, 1, 1)
+        );
         assert_eq!(parse_counters("12 frames in"), None);
         let log = "received 1 after 3 ms: reversed ok (uptime 90 ms)\nsent 2: text 1 bytes \"0\"\nreceived 2 after 1 ms: reversed ok\nstack: 6200 of 20480 bytes used; uptime 99 ms; exit 0\n";
         assert_eq!(stack_high_water(log), Some(6200));
