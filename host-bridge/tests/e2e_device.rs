@@ -21,15 +21,6 @@ use device_support::{echoes_in_order, stack_high_water, DeviceRig};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// The longest echo wait the firmware reported (`received N after X ms`), in ms.
-fn slowest_echo_ms(log: &str) -> u32 {
-    log.lines()
-        .filter(|l| l.starts_with("received "))
-        .filter_map(|l| l.split_once(" after ")?.1.split(' ').next()?.parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
 /// Lines of the firmware's log that name an outage.
 fn outage_lines(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("outage")).collect()
@@ -41,6 +32,17 @@ fn assert_echoes(run: &common::Run, count: u32) {
     if let Err(e) = echoes_in_order(&run.stdout, count) {
         panic!("{e}\n{run}");
     }
+}
+
+/// Fails unless the board's console went quiet for most of `outage` (so the
+/// fault hit the run, not the time after it).
+#[track_caller]
+fn assert_paused(rig: &DeviceRig, outage: Duration) {
+    let pause = rig.longest_pause();
+    assert!(
+        pause >= outage.mul_f64(0.9),
+        "the board never paused for the {outage:?} outage (longest {pause:?})"
+    );
 }
 
 /// Waits for echo `n` of the running board.
@@ -58,7 +60,7 @@ fn cable_pulled_for_a_second_tcp_retransmits_and_the_run_completes() {
     let Some(mut rig) = DeviceRig::start("cable-1s", &[]) else {
         return;
     };
-    rig.boot(&["--count", "1000", "--timeout-ms", "10000"], 300);
+    rig.boot(&["--count", "3000", "--timeout-ms", "10000"], 300);
     wait_echo(&rig, 50, MINUTE);
     rig.set_link(false);
     std::thread::sleep(Duration::from_secs(1));
@@ -66,11 +68,14 @@ fn cable_pulled_for_a_second_tcp_retransmits_and_the_run_completes() {
     rig.set_link(true);
     let run = rig.wait_exit(4 * MINUTE);
     run.assert_status(0);
-    assert_echoes(&run, 1000);
-    // The outage hit an echo: one reply took about as long as the cable was out.
-    assert!(slowest_echo_ms(&run.stdout) >= 900, "{run}");
+    assert_echoes(&run, 3000);
+    // The outage held the run up about as long as the cable was out.
+    assert_paused(&rig, Duration::from_secs(1));
     let stats = rig.finish();
-    assert!(stats.to_host.link_down > 0, "nothing dropped: {stats}");
+    assert!(
+        stats.to_host.link_down + stats.to_guest.link_down > 0,
+        "nothing dropped: {stats}"
+    );
 }
 
 /// The server is frozen (SIGSTOP) for 1.5 s, well within `--timeout-ms`: its
@@ -80,7 +85,7 @@ fn server_frozen_within_the_timeout_the_run_completes() {
     let Some(mut rig) = DeviceRig::start("frozen-1s", &[]) else {
         return;
     };
-    rig.boot(&["--count", "1000", "--timeout-ms", "5000"], 300);
+    rig.boot(&["--count", "3000", "--timeout-ms", "5000"], 300);
     wait_echo(&rig, 50, MINUTE);
     rig.freeze_server();
     std::thread::sleep(Duration::from_millis(1500));
@@ -91,8 +96,8 @@ fn server_frozen_within_the_timeout_the_run_completes() {
     rig.thaw_server();
     let run = rig.wait_exit(4 * MINUTE);
     run.assert_status(0);
-    assert_echoes(&run, 1000);
-    assert!(slowest_echo_ms(&run.stdout) >= 1000, "{run}");
+    assert_echoes(&run, 3000);
+    assert_paused(&rig, Duration::from_millis(1500));
     rig.finish();
 }
 
@@ -126,7 +131,7 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_run_completes() {
     let Some(mut rig) = DeviceRig::start("cable-2s-dhcp", &["--dhcp"]) else {
         return;
     };
-    rig.boot(&["--count", "1000", "--timeout-ms", "10000"], 300);
+    rig.boot(&["--count", "3000", "--timeout-ms", "10000"], 300);
     wait_echo(&rig, 50, MINUTE);
     rig.set_link(false);
     std::thread::sleep(Duration::from_secs(2));
@@ -134,10 +139,13 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_run_completes() {
     rig.set_link(true);
     let run = rig.wait_exit(4 * MINUTE);
     run.assert_status(0);
-    assert_echoes(&run, 1000);
-    assert!(slowest_echo_ms(&run.stdout) >= 1900, "{run}");
+    assert_echoes(&run, 3000);
+    assert_paused(&rig, Duration::from_secs(2));
     let stats = rig.finish();
-    assert!(stats.to_host.link_down > 0, "nothing dropped: {stats}");
+    assert!(
+        stats.to_host.link_down + stats.to_guest.link_down > 0,
+        "nothing dropped: {stats}"
+    );
 }
 
 // ---- issue 13: the firmware's --reconnect and --keepalive-ms -------------
@@ -151,8 +159,10 @@ fn server_restarted_five_times_every_echo_once_in_order() {
         return;
     };
     rig.boot(&["--count", "2000", "--reconnect", "--retry", "20"], 600);
+    // A clean run takes well under 1 ms a message: the restarts come early, so
+    // that the run is still going at the fifth.
     for k in 1..=5 {
-        wait_echo(&rig, 300 * k, 2 * MINUTE);
+        wait_echo(&rig, 200 * k, 2 * MINUTE);
         assert!(rig.board_running(), "the run ended before restart {k}");
         rig.restart_server();
     }
@@ -255,7 +265,10 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() 
     run.assert_status(0);
     assert_echoes(&run, 2000);
     let stats = rig.finish();
-    assert!(stats.to_host.link_down > 0, "nothing dropped: {stats}");
+    assert!(
+        stats.to_host.link_down + stats.to_guest.link_down > 0,
+        "nothing dropped: {stats}"
+    );
 }
 
 /// The long run: 20,000 messages of the default message set over a bad wire

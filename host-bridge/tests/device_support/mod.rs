@@ -132,6 +132,15 @@ impl Lines {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).0.len()
     }
 
+    /// The longest time between two lines arriving.
+    fn longest_pause(&self) -> Duration {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0.windows(2)
+            .map(|w| w[1].at.saturating_duration_since(w[0].at))
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Everything so far, one line each.
     fn text(&self) -> String {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,6 +182,8 @@ pub struct DeviceRig {
     servers_started: usize,
     frozen: bool,
     board: Option<Board>,
+    /// The console of the board that ran last (kept after it exited).
+    last_console: Option<Arc<Lines>>,
     boots: usize,
 }
 
@@ -253,6 +264,7 @@ impl DeviceRig {
             servers_started: 0,
             frozen: false,
             board: None,
+            last_console: None,
             boots: 0,
         };
         rig.start_server();
@@ -398,6 +410,7 @@ impl DeviceRig {
         let mut child = cmd.spawn().expect("start ci/qemu-run");
         let out = Lines::read(child.stdout.take().expect("QEMU's stdout"));
         let err = Lines::read(child.stderr.take().expect("QEMU's stderr"));
+        self.last_console = Some(out.clone());
         self.board = Some(Board { child, out, err });
         self.boots += 1;
     }
@@ -440,6 +453,16 @@ impl DeviceRig {
         self.board
             .as_ref()
             .map(|b| b.out.text())
+            .unwrap_or_default()
+    }
+
+    /// The longest the last board's console stayed quiet, on the host's clock
+    /// (the board's own clock loses ticks when the host is busy): how long an
+    /// outage held the run up, since a running board prints every echo.
+    pub fn longest_pause(&self) -> Duration {
+        self.last_console
+            .as_ref()
+            .map(|c| c.longest_pause())
             .unwrap_or_default()
     }
 
