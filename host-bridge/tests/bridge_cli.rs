@@ -465,3 +465,25 @@ fn the_link_goes_down_on_schedule_and_on_sigusr1_and_comes_back() {
     assert!(dropped >= 2, "{to_host}");
     assert!(!netns::exists(&ns), "namespace {ns} left behind");
 }
+
+/// SIGUSR1 to `run` switches its bridge's link too (here the stand-in QEMU
+/// sends it, twice, to the host-bridge that started it).
+#[test]
+fn sigusr1_to_run_takes_the_link_down_and_up() {
+    if !can_run() {
+        return;
+    }
+    let (out, left) = run_with_fake_qemu(
+        "kill -USR1 $PPID; sleep 0.3; kill -USR1 $PPID; sleep 0.3; exit 0",
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let down = stdout.find("\nlink down\n");
+    let up = stdout.find("\nlink up\n");
+    assert!(
+        matches!((down, up), (Some(d), Some(u)) if d < u),
+        "{stdout}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
