@@ -533,9 +533,9 @@ impl DeviceRig {
         if let Some(mut b) = self.board.take() {
             b.kill();
         }
-        if self.frozen {
+        if let (true, Some(s)) = (self.frozen, &self.server) {
             // A stopped process takes SIGKILL too, but don't leave it to chance.
-            self.thaw_server();
+            let _ = kill(Pid::from_raw(s.id() as i32), Signal::SIGCONT);
         }
         self.kill_server();
         let pid = Pid::from_raw(self.bridge.id() as i32);
