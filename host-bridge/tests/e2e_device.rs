@@ -230,6 +230,95 @@ fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
     rig.finish();
 }
 
+/// `--keepalive-ms 500` without `--reconnect`: a frozen server is declared dead
+/// after about two intervals, long before `--timeout-ms`, and the run ends
+/// with status 4 and a clear message.
+#[test]
+#[ignore = "needs firmware --keepalive-ms (issue 13)"]
+fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
+    let Some(mut rig) = DeviceRig::start("frozen-keepalive-no-reconnect", &[]) else {
+        return;
+    };
+    rig.boot(
+        &[
+            "--count",
+            "100000",
+            "--keepalive-ms",
+            "500",
+            "--timeout-ms",
+            "30000",
+        ],
+        120,
+    );
+    wait_echo(&rig, 100, 2 * MINUTE);
+    rig.freeze_server();
+    let frozen = Instant::now();
+    let run = rig.wait_exit(MINUTE);
+    let took = frozen.elapsed();
+    rig.thaw_server();
+    run.assert_status(4);
+    run.assert_printed("error");
+    // Two intervals and the latencies, far below the 30 s --timeout-ms.
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after the freeze"
+    );
+    rig.finish();
+}
+
+/// hixie-76 has no ping. A frozen server's kernel still answers TCP (keepalive
+/// probes included), so what `--keepalive-ms` can notice there is a peer that
+/// answers nothing at all: the cable pulled for 3 s. The firmware notices it
+/// within about two intervals, reconnects once the link is back, completes.
+#[test]
+#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
+fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
+    let Some(mut rig) = DeviceRig::start("hixie76-cable-keepalive", &[]) else {
+        return;
+    };
+    let interval = Duration::from_millis(500);
+    rig.boot(
+        &[
+            "--proto",
+            "hixie76",
+            "--count",
+            "2000",
+            "--keepalive-ms",
+            "500",
+            "--reconnect",
+            "--retry",
+            "20",
+        ],
+        600,
+    );
+    let before = wait_echo(&rig, 100, 2 * MINUTE);
+    rig.set_link(false);
+    let pulled = Instant::now();
+    let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(pulled.elapsed()));
+    rig.set_link(true);
+    let noticed = noticed.unwrap_or_else(|| {
+        panic!(
+            "the pulled cable was not noticed while out (3 s):\n{}",
+            rig.board_log()
+        )
+    });
+    let after = noticed.at.saturating_duration_since(pulled);
+    eprintln!(
+        "hixie-76, keepalive {interval:?}: outage noticed {} ms after the cable was pulled",
+        after.as_millis()
+    );
+    assert!(
+        after <= 2 * interval + Duration::from_millis(750),
+        "noticed after {after:?}: {}",
+        noticed.text
+    );
+    let run = rig.wait_exit(5 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 2000);
+    rig.finish();
+}
+
 /// The cable is pulled for 2 s with DHCP under `--keepalive-ms 500
 /// --reconnect`: the outage is noticed and named, the client reconnects once
 /// the link is back, and completes with every echo once.
