@@ -8,7 +8,7 @@
 //! each line stamped with when it arrived.
 //!
 //! Everything the rig started is stopped, and the namespace removed, when it is
-//! dropped (also when a test fails). Logs go to `target/e2e/NAME-*.log`.
+//! dropped (also when a test fails). Logs go to `target/e2e/NAME-PID-*.log`.
 //!
 //! Needs `mod common;` at the test crate's root (the image build and skips).
 #![allow(dead_code)] // each test binary uses a different part
@@ -221,8 +221,10 @@ impl DeviceRig {
         }
         // Build the image before anything runs: a first build takes minutes.
         common::firmware_image();
-        let bridge_log = File::create(artifacts_dir().join(format!("{name}-bridge.log")))
-            .expect("create the bridge's log");
+        // Logs named per process too: the same test may run in two at once.
+        let name = format!("{name}-{}", std::process::id());
+        let bridge_log_path = artifacts_dir().join(format!("{name}-bridge.log"));
+        let bridge_log = File::create(&bridge_log_path).expect("create the bridge's log");
         let mut bridge = Command::new(BIN)
             .args(["bridge", "--no-server"])
             .args(bridge_args)
@@ -245,13 +247,13 @@ impl DeviceRig {
             panic!(
                 "the bridge did not start:\n{}\n{}",
                 bridge_out.text(),
-                read_tail(&artifacts_dir().join(format!("{name}-bridge.log")), 30)
+                read_tail(&bridge_log_path, 30)
             );
         };
         let server_log = artifacts_dir().join(format!("{name}-server.log"));
         File::create(&server_log).expect("create the server's log");
         let mut rig = DeviceRig {
-            name: name.to_owned(),
+            name,
             bridge,
             bridge_out,
             netns,
