@@ -417,14 +417,15 @@ impl DeviceRig {
         self.boots += 1;
     }
 
-    fn board(&self) -> &Board {
-        self.board.as_ref().expect("a board was booted")
+    /// The console of the running board, or of the last one once it exited.
+    fn console(&self) -> &Lines {
+        self.last_console.as_deref().expect("a board was booted")
     }
 
     /// The first line of the firmware's console containing `pattern`, waiting
     /// up to `timeout` (None: not printed in time, or the board exited).
     pub fn wait_line(&self, pattern: &str, timeout: Duration) -> Option<LogLine> {
-        self.board().out.wait(0, pattern, timeout)
+        self.console().wait(0, pattern, timeout)
     }
 
     /// Same, among the lines after line `index`.
@@ -434,7 +435,7 @@ impl DeviceRig {
         pattern: &str,
         timeout: Duration,
     ) -> Option<LogLine> {
-        self.board().out.wait(index + 1, pattern, timeout)
+        self.console().wait(index + 1, pattern, timeout)
     }
 
     /// Like [`DeviceRig::wait_line`], failing the test with the logs when the
@@ -450,11 +451,11 @@ impl DeviceRig {
         })
     }
 
-    /// The firmware's console so far.
+    /// The firmware's console so far (the last board's, once it exited).
     pub fn board_log(&self) -> String {
-        self.board
+        self.last_console
             .as_ref()
-            .map(|b| b.out.text())
+            .map(|c| c.text())
             .unwrap_or_default()
     }
 
