@@ -169,6 +169,18 @@ impl Bridge {
         tokio::net::TcpListener::from_std(std_listener).context("register the listener with tokio")
     }
 
+    /// Switches the link (the cable between tap and QEMU) up or down by hand.
+    pub fn set_link(&self, up: bool) {
+        if let Some(r) = &self.relay {
+            r.set_link(up);
+        }
+    }
+
+    /// Flips the link; returns whether it is now up.
+    pub fn toggle_link(&self) -> bool {
+        self.relay.as_ref().is_some_and(Relay::toggle_link)
+    }
+
     /// The relay's counters so far.
     pub fn stats(&self) -> RelayStats {
         self.relay.as_ref().map(Relay::stats).unwrap_or_default()

@@ -1,5 +1,7 @@
 //! Seeded link impairment for one direction of the relay: loss, delay with
-//! jitter, duplication, reordering, corruption and a bandwidth cap. Sans-IO:
+//! jitter, duplication, reordering, corruption and a bandwidth cap; the spec also
+//! carries the link's scheduled outages (`down=`, applied by the relay through
+//! [`crate::link`]). Sans-IO:
 //! [`Impairer::push`] takes a frame and the time, [`Impairer::pop_due`] gives back
 //! the frames whose time has come; the caller owns the clock and the sockets.
 
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tokio::time::Instant;
+
+use crate::link::{Outage, Outages};
 
 /// What one direction does to frames. The default passes them untouched.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +37,8 @@ pub struct Impairment {
     pub rate_bps: Option<u64>,
     /// Frames waiting beyond this are dropped (counted as overflow).
     pub queue_limit: usize,
+    /// Scheduled link outages (`down=LEN@START`): every frame is dropped then.
+    pub down: Outages,
 }
 
 /// Longest time a reordered frame waits for a successor.
@@ -49,15 +55,22 @@ impl Default for Impairment {
             corrupt: 0.0,
             rate_bps: None,
             queue_limit: 4096,
+            down: Outages::default(),
         }
     }
 }
 
 impl Impairment {
-    /// Whether frames pass untouched and at once.
+    /// Whether frames pass untouched and at once, and the link never goes down.
     pub fn is_none(&self) -> bool {
+        self.down.is_empty() && self.passes_untouched()
+    }
+
+    /// Whether frames that cross (the link being up) pass untouched and at once.
+    pub fn passes_untouched(&self) -> bool {
         let d = Impairment {
             queue_limit: self.queue_limit,
+            down: self.down,
             ..Impairment::default()
         };
         *self == d
@@ -96,6 +109,19 @@ fn parse_duration(key: &str, v: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(x * scale))
 }
 
+/// `LEN@START`: the link goes down START after the relay started, for LEN.
+fn parse_outage(key: &str, v: &str) -> Result<Outage> {
+    let (len, start) = v
+        .split_once('@')
+        .with_context(|| format!("{key}={v}: expected LEN@START (e.g. {key}=2s@1s)"))?;
+    let len = parse_duration(key, len)?;
+    if len.is_zero() {
+        bail!("{key}={v}: the outage's length must be more than 0");
+    }
+    let start = parse_duration(key, start)?;
+    Ok(Outage { start, len })
+}
+
 fn parse_rate(key: &str, v: &str) -> Result<u64> {
     let lower = v.to_ascii_lowercase();
     let (num, scale) = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)]
@@ -115,8 +141,9 @@ fn parse_rate(key: &str, v: &str) -> Result<u64> {
 impl FromStr for Impairment {
     type Err = anyhow::Error;
 
-    /// `loss=0.05,delay=20ms,jitter=5ms,dup=0.01,reorder=0.02,corrupt=0.01,rate=1mbit,queue=4096`
-    /// (every key optional; probabilities as 0.05 or 5%; `none` or empty for none).
+    /// `loss=0.05,delay=20ms,jitter=5ms,dup=0.01,reorder=0.02,corrupt=0.01,rate=1mbit,queue=4096,down=2s@1s`
+    /// (every key optional; probabilities as 0.05 or 5%; `down` repeatable up to
+    /// [`crate::link::MAX_OUTAGES`] times; `none` or empty for none).
     fn from_str(s: &str) -> Result<Self> {
         let mut imp = Impairment::default();
         if s.trim().is_empty() || s.trim() == "none" {
@@ -135,7 +162,8 @@ impl FromStr for Impairment {
                 "corrupt" => imp.corrupt = parse_prob(k, v)?,
                 "rate" => imp.rate_bps = Some(parse_rate(k, v)?),
                 "queue" => imp.queue_limit = v.parse().with_context(|| format!("queue={v}: not a count"))?,
-                _ => bail!("unknown impairment {k:?} (loss, delay, jitter, dup, reorder, corrupt, rate, queue)"),
+                "down" => imp.down.push(parse_outage(k, v)?).map_err(|e| anyhow::anyhow!("{item}: {e}"))?,
+                _ => bail!("unknown impairment {k:?} (loss, delay, jitter, dup, reorder, corrupt, rate, queue, down)"),
             }
         }
         Ok(imp)
@@ -147,13 +175,21 @@ impl fmt::Display for Impairment {
         if self.is_none() {
             return f.write_str("none");
         }
-        write!(
-            f,
-            "loss={},delay={:?},jitter={:?},dup={},reorder={},corrupt={}",
-            self.loss, self.delay, self.jitter, self.dup, self.reorder, self.corrupt
-        )?;
-        if let Some(r) = self.rate_bps {
-            write!(f, ",rate={r}bit")?;
+        let mut sep = "";
+        if !self.passes_untouched() {
+            write!(
+                f,
+                "loss={},delay={:?},jitter={:?},dup={},reorder={},corrupt={}",
+                self.loss, self.delay, self.jitter, self.dup, self.reorder, self.corrupt
+            )?;
+            if let Some(r) = self.rate_bps {
+                write!(f, ",rate={r}bit")?;
+            }
+            sep = ",";
+        }
+        for o in self.down.iter() {
+            write!(f, "{sep}{o}")?;
+            sep = ",";
         }
         Ok(())
     }
@@ -225,6 +261,8 @@ pub struct Counters {
     pub undeliverable: AtomicU64,
     /// Still delayed when the relay stopped (never sent).
     pub pending_at_stop: AtomicU64,
+    /// Dropped because the link was down (see [`crate::link`]).
+    pub link_down: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -241,6 +279,7 @@ pub struct CountersSnapshot {
     pub overflow: u64,
     pub undeliverable: u64,
     pub pending_at_stop: u64,
+    pub link_down: u64,
 }
 
 impl Counters {
@@ -264,6 +303,7 @@ impl Counters {
             overflow: g(&self.overflow),
             undeliverable: g(&self.undeliverable),
             pending_at_stop: g(&self.pending_at_stop),
+            link_down: g(&self.link_down),
         }
     }
 }
@@ -272,7 +312,7 @@ impl fmt::Display for CountersSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} frames in ({} bytes), {} out ({} bytes); lost {}, duplicated {}, reordered {}, corrupted {}, overflow {}, undeliverable {}, pending at stop {}",
+            "{} frames in ({} bytes), {} out ({} bytes); lost {}, duplicated {}, reordered {}, corrupted {}, overflow {}, undeliverable {}, pending at stop {}, link down {}",
             self.frames_in,
             self.bytes_in,
             self.frames_out,
@@ -283,7 +323,8 @@ impl fmt::Display for CountersSnapshot {
             self.corrupted,
             self.overflow,
             self.undeliverable,
-            self.pending_at_stop
+            self.pending_at_stop,
+            self.link_down
         )
     }
 }
@@ -319,9 +360,10 @@ impl Impairer {
         }
     }
 
-    /// Whether frames are passed on untouched and at once (the fast path).
+    /// Whether frames are passed on untouched and at once (the fast path; the
+    /// link's outages are the relay's business, not this one's).
     pub fn is_transparent(&self) -> bool {
-        self.cfg.is_none()
+        self.cfg.passes_untouched()
     }
 
     fn schedule(&mut self, due: Instant, frame: Vec<u8>, c: &Counters) {
@@ -456,6 +498,51 @@ mod tests {
         assert!("loss=2".parse::<Impairment>().is_err());
         assert!("bogus=1".parse::<Impairment>().is_err());
         assert!("rate=0".parse::<Impairment>().is_err());
+    }
+
+    #[test]
+    fn parses_link_outages() {
+        let i: Impairment = "down=2s@1s,loss=1%,down=500ms@10s".parse().unwrap();
+        let down: Vec<_> = i.down.iter().copied().collect();
+        let secs = Duration::from_secs;
+        assert_eq!(
+            down,
+            vec![
+                Outage {
+                    start: secs(1),
+                    len: secs(2)
+                },
+                Outage {
+                    start: secs(10),
+                    len: Duration::from_millis(500)
+                }
+            ]
+        );
+        assert!(!i.is_none() && !i.passes_untouched());
+        // Outages alone: frames that cross are untouched (the relay's fast path).
+        let only: Impairment = "down=1s@0s".parse().unwrap();
+        assert!(!only.is_none() && only.passes_untouched());
+        assert_eq!(only.to_string(), "down=1s@0s");
+        let mixed: Impairment = "down=1500ms@2s,down=250us@1s".parse().unwrap();
+        assert_eq!(mixed.to_string(), "down=1500ms@2s,down=250us@1s");
+        assert_eq!(only, only.to_string().parse().unwrap());
+    }
+
+    #[test]
+    fn bad_link_outages_say_what_is_wrong() {
+        // Plain `{}`: what clap shows.
+        let err = |s: &str| s.parse::<Impairment>().unwrap_err().to_string();
+        assert!(
+            err("down=2s").contains("expected LEN@START"),
+            "{}",
+            err("down=2s")
+        );
+        assert!(err("down=0s@1s").contains("more than 0"));
+        assert!(err("down=xs@1s").contains("not a duration"));
+        assert!(err("down=1s@later").contains("not a duration"));
+        assert!(err("down=1s@-1s").contains("out of range"));
+        let five = "down=1s@1s,down=1s@3s,down=1s@5s,down=1s@7s,down=1s@9s";
+        assert!(err(five).contains("at most 4"), "{}", err(five));
     }
 
     #[test]

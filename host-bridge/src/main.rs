@@ -64,8 +64,14 @@ enum Cmd {
     },
     /// Make a network namespace with a tap device, serve inside it, and relay
     /// Ethernet frames to QEMU's `-netdev dgram` socket until Ctrl-C (root only).
-    /// Prints the QEMU options (`FIRMWARE_NET=...`) to use.
+    /// Prints the QEMU options (`FIRMWARE_NET=...`) to use. SIGUSR1 takes the
+    /// link down or up again (printing `link down` / `link up`).
     Bridge {
+        /// Start no server: run your own inside the namespace (`ip netns exec
+        /// NETNS host-bridge serve --listen 192.168.76.1:8000`), e.g. to kill
+        /// and restart it while the board runs.
+        #[arg(long)]
+        no_server: bool,
         #[command(flatten)]
         bridge: BridgeArgs,
         #[command(flatten)]
@@ -73,7 +79,8 @@ enum Cmd {
     },
     /// Boot the firmware under QEMU (via ci/qemu-run) on the bridge, or on QEMU's
     /// user network when not root, with the server running; exit with the
-    /// firmware's status. FIRMWARE_ARGS follow `--`.
+    /// firmware's status. FIRMWARE_ARGS follow `--`. SIGUSR1 takes the bridge's
+    /// link down or up again.
     Run {
         /// Firmware image (default: what `ci/cargo-firmware path` prints).
         #[arg(long)]
@@ -180,7 +187,9 @@ struct BridgeArgs {
     #[arg(long, default_value = "192.168.76.2")]
     guest_ip: std::net::Ipv4Addr,
     /// Impairment of both directions, e.g.
-    /// `loss=5%,delay=20ms,jitter=5ms,dup=1%,reorder=2%,corrupt=0.1%,rate=1mbit`.
+    /// `loss=5%,delay=20ms,jitter=5ms,dup=1%,reorder=2%,corrupt=0.1%,rate=1mbit`;
+    /// `down=2s@1s` takes the link down 2 s, 1 s after the bridge started
+    /// (repeatable, up to 4).
     #[arg(long, default_value = "none")]
     impair: Impairment,
     /// Impairment of host-to-guest frames only (replaces --impair for them).
@@ -258,6 +267,20 @@ impl StopSignals {
         let waits = self.0.iter_mut().map(|s| Box::pin(s.recv()));
         let _ = futures_select_all(waits).await;
     }
+}
+
+/// SIGUSR1: the bridge's link switch. Installed before the bridge says it is
+/// ready, so that a signal sent after that never kills the process.
+fn link_switch() -> Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::user_defined1()).context("install the SIGUSR1 handler")
+}
+
+/// Flips the bridge's link and says so on stdout.
+fn toggle_link(br: &Bridge) {
+    let up = br.toggle_link();
+    tracing::info!("SIGUSR1: link {}", if up { "up" } else { "down" });
+    say(format_args!("link {}", if up { "up" } else { "down" }));
 }
 
 /// The first of several futures to finish (a tiny `select_all`).
@@ -350,30 +373,52 @@ async fn run(cli: Cli) -> Result<u8> {
             srv.await.context("server task")??;
             Ok(0)
         }
-        Cmd::Bridge { bridge, server } => {
+        Cmd::Bridge {
+            no_server,
+            bridge,
+            server,
+        } => {
             let cfg = server.config()?;
             anyhow::ensure!(
                 netns::is_root(),
                 "the bridge needs root (network namespaces and taps)"
             );
+            let mut usr1 = link_switch()?;
             let br = Bridge::start(bridge.config())?;
-            let port = bridge.port.unwrap_or(8000);
-            let listener = br.listen_tcp(port)?;
             let stop = CancellationToken::new();
-            let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
+            let srv = if no_server {
+                None
+            } else {
+                let port = bridge.port.unwrap_or(8000);
+                let listener = br.listen_tcp(port)?;
+                Some((
+                    port,
+                    tokio::spawn(server::serve(listener, cfg, stop.clone())),
+                ))
+            };
             say(format_args!("netns={}", br.netns().name()));
-            say(format_args!(
-                "server=ws://{}:{port}{}",
-                bridge.host_ip, server.path
-            ));
+            if let Some((port, _)) = &srv {
+                say(format_args!(
+                    "server=ws://{}:{port}{}",
+                    bridge.host_ip, server.path
+                ));
+            }
             say(format_args!(
                 "FIRMWARE_NET={}",
                 br.qemu_net_options("52:54:00:12:34:56")
             ));
             say(format_args!("ready"));
-            signals.recv().await;
+            loop {
+                tokio::select! {
+                    _ = signals.recv() => break,
+                    _ = usr1.recv() => toggle_link(&br),
+                }
+            }
             stop.cancel();
-            let served = srv.await.context("server task")?;
+            let served = match srv {
+                Some((_, task)) => task.await.context("server task")?,
+                None => Ok(()),
+            };
             let stats = br.shutdown().await?;
             say(format_args!("{stats}"));
             served?;
@@ -406,6 +451,7 @@ async fn run(cli: Cli) -> Result<u8> {
             if !use_bridge && !user_net {
                 tracing::warn!("not root: using QEMU's user network instead of the bridge");
             }
+            let mut usr1 = link_switch()?;
             let (br, listener) = if use_bridge {
                 let br = Bridge::start(bridge.config())?;
                 let l = br.listen_tcp(bridge.port.unwrap_or(8000))?;
@@ -451,14 +497,20 @@ async fn run(cli: Cli) -> Result<u8> {
             };
             tracing::info!("booting {} {}", run.image.display(), run.args.join(" "));
             let mut qemu = Qemu::spawn(&run)?;
-            let status = tokio::select! {
-                s = qemu.wait() => s?,
-                _ = signals.recv() => {
-                    tracing::info!("interrupted: stopping QEMU");
-                    let qemu_status = qemu.stop(Duration::from_secs(3)).await?;
-                    tracing::info!("QEMU ended with status {qemu_status}");
-                    // Interrupted is not success, whatever QEMU said on SIGTERM.
-                    130
+            let status = loop {
+                tokio::select! {
+                    s = qemu.wait() => break s?,
+                    _ = signals.recv() => {
+                        tracing::info!("interrupted: stopping QEMU");
+                        let qemu_status = qemu.stop(Duration::from_secs(3)).await?;
+                        tracing::info!("QEMU ended with status {qemu_status}");
+                        // Interrupted is not success, whatever QEMU said on SIGTERM.
+                        break 130;
+                    }
+                    _ = usr1.recv() => match &br {
+                        Some(br) => toggle_link(br),
+                        None => tracing::warn!("SIGUSR1: no bridge (user network), no link to switch"),
+                    },
                 }
             };
             stop.cancel();

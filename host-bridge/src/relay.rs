@@ -1,6 +1,7 @@
 //! Moves Ethernet frames between the tap device (the host's side of the wire) and
 //! QEMU's `-netdev dgram` unix socket (the guest's side), one datagram per frame,
 //! through an [`Impairer`] per direction, writing what crosses to a pcap file.
+//! While the [`Link`] is down (scheduled or switched off) every frame is dropped.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::impair::{Counters, CountersSnapshot, Impairer, Impairment};
+use crate::link::{Link, Outages};
 
 /// Largest frame moved (a tap with MTU 1500 gives at most 1514 bytes; room for more).
 pub const MAX_FRAME: usize = 65536;
@@ -84,6 +86,7 @@ pub struct Relay {
     to_guest: Arc<Counters>,
     to_host: Arc<Counters>,
     pcap: Option<Pcap>,
+    link: Arc<Link>,
 }
 
 impl Relay {
@@ -101,11 +104,21 @@ impl Relay {
         let stop = CancellationToken::new();
         let to_guest = Arc::new(Counters::default());
         let to_host = Arc::new(Counters::default());
+        let link = Arc::new(Link::new(Instant::now()));
+        for (name, imp) in [("to guest", &cfg.to_guest), ("to host", &cfg.to_host)] {
+            for o in imp.down.iter() {
+                tracing::info!("link {name}: scheduled {o} (after the relay started)");
+            }
+        }
         let tasks = vec![
             tokio::spawn(direction(
                 host.clone(),
                 guest.clone(),
                 Impairer::new(cfg.to_guest, cfg.seed ^ 0x7467_7565_7374), // "tguest"
+                Cable {
+                    link: link.clone(),
+                    outages: cfg.to_guest.down,
+                },
                 to_guest.clone(),
                 pcap.clone(),
                 stop.clone(),
@@ -114,6 +127,10 @@ impl Relay {
                 guest,
                 host,
                 Impairer::new(cfg.to_host, cfg.seed ^ 0x7468_6f73_7400), // "thost"
+                Cable {
+                    link: link.clone(),
+                    outages: cfg.to_host.down,
+                },
                 to_host.clone(),
                 pcap.clone(),
                 stop.clone(),
@@ -125,7 +142,19 @@ impl Relay {
             to_guest,
             to_host,
             pcap,
+            link,
         })
+    }
+
+    /// Switches the link up or down by hand (both directions; scheduled
+    /// outages still apply while it is up).
+    pub fn set_link(&self, up: bool) {
+        self.link.set(up);
+    }
+
+    /// Flips the manual link switch; returns whether the link is now up.
+    pub fn toggle_link(&self) -> bool {
+        self.link.toggle()
     }
 
     /// The counters so far.
@@ -185,10 +214,28 @@ async fn deliver(dst: &Port, frame: &[u8], c: &Counters, pcap: &Option<Pcap>) {
     }
 }
 
+/// What one direction needs to know of the link.
+struct Cable {
+    link: Arc<Link>,
+    outages: Outages,
+}
+
+impl Cable {
+    /// Whether a frame passes now; counts it when it does not.
+    fn passes(&self, c: &Counters) -> bool {
+        let up = self.link.is_up(Instant::now(), &self.outages);
+        if !up {
+            Counters::bump(&c.link_down);
+        }
+        up
+    }
+}
+
 async fn direction(
     src: Port,
     dst: Port,
     mut imp: Impairer,
+    cable: Cable,
     c: Arc<Counters>,
     pcap: Option<Pcap>,
     stop: CancellationToken,
@@ -208,7 +255,9 @@ async fn direction(
                     let frame = buf.get(..n).unwrap_or(&[]);
                     c.frames_in.fetch_add(1, Relaxed);
                     c.bytes_in.fetch_add(n as u64, Relaxed);
-                    if imp.is_transparent() {
+                    if !cable.passes(&c) {
+                        // Dropped on the way in.
+                    } else if imp.is_transparent() {
                         deliver(&dst, frame, &c, &pcap).await;
                     } else {
                         imp.push(Instant::now(), frame.to_vec(), &c);
@@ -223,7 +272,10 @@ async fn direction(
         }
         let now = Instant::now();
         while let Some(f) = imp.pop_due(now) {
-            deliver(&dst, &f, &c, &pcap).await;
+            // A frame still delayed when the cable is pulled is lost too.
+            if cable.passes(&c) {
+                deliver(&dst, &f, &c, &pcap).await;
+            }
         }
     }
 }

@@ -313,3 +313,177 @@ fn ctrl_c_during_run_stops_qemu_cleans_up_and_exits_130() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// An ARP request from the guest (52:54:00:12:34:56, 192.168.76.2) for the host
+/// (192.168.76.1), as the board would send it.
+fn arp_request() -> Vec<u8> {
+    let guest_mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&guest_mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f.extend_from_slice(&guest_mac);
+    f.extend_from_slice(&[192, 168, 76, 2]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[192, 168, 76, 1]);
+    f
+}
+
+/// Whether the host's ARP reply to [`arp_request`] arrives on `sock` within `limit`.
+fn arp_answered(sock: &std::os::unix::net::UnixDatagram, remote: &str, limit: Duration) -> bool {
+    sock.send_to(&arp_request(), remote)
+        .expect("send to the bridge");
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 2048];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if left.is_zero() {
+            break;
+        }
+        sock.set_read_timeout(Some(left)).expect("timeout");
+        match sock.recv(&mut buf) {
+            // EtherType ARP, opcode 2 (reply), sender 192.168.76.1.
+            Ok(n) if n >= 42 && buf[12..14] == [8, 6] && buf[20..22] == [0, 2] => {
+                if buf[28..32] == [192, 168, 76, 1] {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    false
+}
+
+/// The cable: a scheduled outage (`--impair down=LEN@START`) and SIGUSR1 both
+/// take the link down: the host's ARP replies stop, and come again once it is
+/// back; every frame dropped meanwhile is counted. QEMU's side of the socket is
+/// played by the test; `--no-server` leaves the namespace's port free.
+#[test]
+fn the_link_goes_down_on_schedule_and_on_sigusr1_and_comes_back() {
+    if !can_run() {
+        return;
+    }
+    let mut child = Command::new(BIN)
+        .args([
+            "--quiet",
+            "bridge",
+            "--no-server",
+            "--impair",
+            "down=1500ms@0s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn host-bridge bridge");
+    let started = Instant::now();
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let g = Guard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the bridge did not print {what}"))
+    };
+    let mut head = Vec::new();
+    while head.last().map(String::as_str) != Some("ready") {
+        head.push(next_line("ready"));
+    }
+    assert!(
+        !head.iter().any(|l| l.starts_with("server=")),
+        "--no-server: {head:?}"
+    );
+    let ns = head
+        .iter()
+        .find_map(|l| l.strip_prefix("netns="))
+        .expect("netns")
+        .to_owned();
+    let net = head
+        .iter()
+        .find_map(|l| l.strip_prefix("FIRMWARE_NET="))
+        .expect("FIRMWARE_NET");
+    let path = |key: &str| {
+        net.split([',', ' '])
+            .find_map(|p| p.strip_prefix(key))
+            .expect("a socket path")
+            .to_owned()
+    };
+    let (local, remote) = (path("local.path="), path("remote.path="));
+    let listening = Command::new("ip")
+        .args(["netns", "exec", &ns, "ss", "-Hltn"])
+        .output()
+        .expect("ss");
+    assert!(
+        !String::from_utf8_lossy(&listening.stdout).contains(":8000"),
+        "--no-server, yet something listens: {}",
+        String::from_utf8_lossy(&listening.stdout)
+    );
+    let sock = std::os::unix::net::UnixDatagram::bind(&local).expect("bind as QEMU would");
+    let short = Duration::from_millis(500);
+
+    // Scheduled: down for the first 1.5 s after the bridge started.
+    assert!(started.elapsed() < Duration::from_millis(800), "slow start");
+    assert!(!arp_answered(&sock, &remote, short), "answered while down");
+    std::thread::sleep(Duration::from_millis(1600).saturating_sub(started.elapsed()));
+    assert!(
+        arp_answered(&sock, &remote, Duration::from_secs(3)),
+        "not answered after the outage"
+    );
+
+    // By hand: SIGUSR1 pulls the cable, a second one plugs it back.
+    let pid = Pid::from_raw(g.0.id() as i32);
+    kill(pid, Signal::SIGUSR1).expect("kill");
+    assert_eq!(next_line("link down"), "link down");
+    assert!(!arp_answered(&sock, &remote, short), "answered while down");
+    kill(pid, Signal::SIGUSR1).expect("kill");
+    assert_eq!(next_line("link up"), "link up");
+    assert!(
+        arp_answered(&sock, &remote, Duration::from_secs(3)),
+        "not answered after link up"
+    );
+
+    let mut g = g;
+    kill(pid, Signal::SIGTERM).expect("kill");
+    assert!(wait_exit(&mut g, Duration::from_secs(10)).success());
+    let _ = std::fs::remove_file(&local);
+    // The reader ends when the bridge's stdout closes (it has exited).
+    let counters: Vec<String> = rx.iter().collect();
+    let to_host = counters
+        .iter()
+        .find(|l| l.starts_with("to host:"))
+        .unwrap_or_else(|| panic!("counters at exit: {counters:?}"));
+    let dropped: u64 = to_host
+        .rsplit("link down ")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{to_host}"));
+    // At least the two requests sent while down.
+    assert!(dropped >= 2, "{to_host}");
+    assert!(!netns::exists(&ns), "namespace {ns} left behind");
+}
+
+/// SIGUSR1 to `run` switches its bridge's link too (here the stand-in QEMU
+/// sends it, twice, to the host-bridge that started it).
+#[test]
+fn sigusr1_to_run_takes_the_link_down_and_up() {
+    if !can_run() {
+        return;
+    }
+    let (out, left) = run_with_fake_qemu(
+        "kill -USR1 $PPID; sleep 0.3; kill -USR1 $PPID; sleep 0.3; exit 0",
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let down = stdout.find("\nlink down\n");
+    let up = stdout.find("\nlink up\n");
+    assert!(
+        matches!((down, up), (Some(d), Some(u)) if d < u),
+        "{stdout}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

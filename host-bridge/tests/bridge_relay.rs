@@ -336,7 +336,11 @@ async fn impaired_wire_still_carries_tcp_intact_and_counts_what_it_did() {
         );
         assert_eq!(
             d.frames_out,
-            d.frames_in - d.lost + d.duplicated - d.overflow - d.undeliverable - d.pending_at_stop,
+            d.frames_in - d.lost + d.duplicated
+                - d.overflow
+                - d.undeliverable
+                - d.pending_at_stop
+                - d.link_down,
             "{stats}"
         );
     }
@@ -361,4 +365,31 @@ async fn bandwidth_cap_slows_a_transfer_down() {
     eprintln!("two sessions took {took:?} + {took2:?}");
     assert!(took2 >= Duration::from_millis(1200), "{took2:?}");
     assert!(total < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_cable_drops_every_frame_and_tcp_carries_on_once_it_is_back() {
+    if !can_run() {
+        return;
+    }
+    let rig = Rig::start(RelayConfig::default());
+    rig.ws_session(3, 100).await; // ARP settled: what follows is the cable's doing
+    let bridge = rig.bridge.as_ref().expect("bridge");
+    bridge.set_link(false);
+    let (took, ()) = tokio::join!(rig.ws_session(20, 2000), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(bridge.stats().to_host.link_down > 0, "the SYN was dropped");
+        bridge.set_link(true);
+    });
+    // The guest's SYN waited for its retransmission after the link came back.
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    let stats = rig.finish().await;
+    eprintln!("{stats}");
+    for d in [stats.to_guest, stats.to_host] {
+        assert_eq!(
+            d.frames_out,
+            d.frames_in - d.link_down - d.undeliverable,
+            "{stats}"
+        );
+    }
 }

@@ -1,0 +1,419 @@
+//! The device under faults (issue 13): the real firmware image on the tap bridge
+//! while the device rig (`tests/device_support`) pulls its cable, freezes the
+//! server, kills it and starts it again. The first tests hold for today's
+//! firmware: TCP rides out a short outage or a frozen server within
+//! `--timeout-ms`, and a dead server ends the run with status 4. The issue's
+//! scenarios need the firmware's `--reconnect` and `--keepalive-ms`; they are
+//! written out in full and ignored until the firmware has them.
+//!
+//! What the ignored tests expect of the firmware's log besides today's lines:
+//! every outage is named by a line containing the word `outage`, printed when
+//! the client declares the connection lost (the cause), and again when it is
+//! back (duration, attempts): at least one line per outage, the first one as
+//! soon as it is noticed.
+
+mod common;
+mod device_support;
+
+use std::time::{Duration, Instant};
+
+use device_support::{echoes_in_order, stack_high_water, DeviceRig};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// Lines of the firmware's log that name an outage.
+fn outage_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("outage")).collect()
+}
+
+/// Fails the test with the log unless every echo 1..=count came once, in order.
+#[track_caller]
+fn assert_echoes(run: &common::Run, count: u32) {
+    if let Err(e) = echoes_in_order(&run.stdout, count) {
+        panic!("{e}\n{run}");
+    }
+}
+
+/// Fails unless the board's console went quiet for most of `outage` (so the
+/// fault hit the run, not the time after it).
+#[track_caller]
+fn assert_paused(rig: &DeviceRig, outage: Duration) {
+    let pause = rig.longest_pause();
+    assert!(
+        pause >= outage.mul_f64(0.9),
+        "the board never paused for the {outage:?} outage (longest {pause:?})"
+    );
+}
+
+/// Waits for echo `n` of the running board.
+#[track_caller]
+fn wait_echo(rig: &DeviceRig, n: u32, limit: Duration) -> device_support::LogLine {
+    rig.expect_line(&format!("received {n} after"), limit)
+}
+
+// ---- today's firmware ----------------------------------------------------
+
+/// The cable is pulled for 1 s in the middle of a run without `--reconnect`:
+/// both TCP ends retransmit, and the run completes with every echo once.
+#[test]
+fn cable_pulled_for_a_second_tcp_retransmits_and_the_run_completes() {
+    let Some(mut rig) = DeviceRig::start("cable-1s", &[]) else {
+        return;
+    };
+    rig.boot(&["--count", "3000", "--timeout-ms", "10000"], 300);
+    wait_echo(&rig, 50, MINUTE);
+    rig.set_link(false);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(rig.board_running(), "the run ended while the cable was out");
+    rig.set_link(true);
+    let run = rig.wait_exit(4 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 3000);
+    // The outage held the run up about as long as the cable was out.
+    assert_paused(&rig, Duration::from_secs(1));
+    let stats = rig.finish();
+    assert!(
+        stats.to_host.link_down + stats.to_guest.link_down > 0,
+        "nothing dropped: {stats}"
+    );
+}
+
+/// The server is frozen (SIGSTOP) for 1.5 s, well within `--timeout-ms`: its
+/// kernel still acknowledges, the echo comes late, the run completes.
+#[test]
+fn server_frozen_within_the_timeout_the_run_completes() {
+    let Some(mut rig) = DeviceRig::start("frozen-1s", &[]) else {
+        return;
+    };
+    rig.boot(&["--count", "3000", "--timeout-ms", "5000"], 300);
+    wait_echo(&rig, 50, MINUTE);
+    rig.freeze_server();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        rig.board_running(),
+        "the run ended while the server was frozen"
+    );
+    rig.thaw_server();
+    let run = rig.wait_exit(4 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 3000);
+    assert_paused(&rig, Duration::from_millis(1500));
+    rig.finish();
+}
+
+/// Without `--reconnect` a server that dies ends the run with status 4, as
+/// before issue 13, even though a new server is listening at once: scripts
+/// keep their meaning.
+#[test]
+fn server_killed_without_reconnect_ends_the_run_with_status_4() {
+    let Some(mut rig) = DeviceRig::start("killed-no-reconnect", &[]) else {
+        return;
+    };
+    rig.boot(&["--count", "100000", "--timeout-ms", "3000"], 120);
+    wait_echo(&rig, 20, MINUTE);
+    rig.restart_server();
+    let run = rig.wait_exit(2 * MINUTE);
+    run.assert_status(4);
+    run.assert_printed("error");
+    let connections = rig
+        .server_log_text()
+        .matches("new connection from 192.168.76.2")
+        .count();
+    assert_eq!(connections, 1, "the firmware came back without --reconnect");
+    rig.finish();
+}
+
+/// The cable is pulled for 2 s with the address leased by DHCP, without
+/// `--reconnect`: the lease outlives the outage, TCP retransmits, the run
+/// completes.
+#[test]
+fn cable_pulled_for_two_seconds_with_dhcp_the_run_completes() {
+    let Some(mut rig) = DeviceRig::start("cable-2s-dhcp", &["--dhcp"]) else {
+        return;
+    };
+    rig.boot(&["--count", "3000", "--timeout-ms", "10000"], 300);
+    wait_echo(&rig, 50, MINUTE);
+    rig.set_link(false);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(rig.board_running(), "the run ended while the cable was out");
+    rig.set_link(true);
+    let run = rig.wait_exit(4 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 3000);
+    assert_paused(&rig, Duration::from_secs(2));
+    let stats = rig.finish();
+    assert!(
+        stats.to_host.link_down + stats.to_guest.link_down > 0,
+        "nothing dropped: {stats}"
+    );
+}
+
+// ---- issue 13: the firmware's --reconnect and --keepalive-ms -------------
+
+/// The server is restarted 5 times during a 2,000-message run with
+/// `--reconnect`: exit 0, every echo exactly once, in order, every outage named.
+#[test]
+#[ignore = "needs firmware --reconnect (issue 13)"]
+fn server_restarted_five_times_every_echo_once_in_order() {
+    let Some(mut rig) = DeviceRig::start("restart-5", &[]) else {
+        return;
+    };
+    rig.boot(&["--count", "2000", "--reconnect", "--retry", "20"], 600);
+    // A clean run takes well under 1 ms a message: the restarts come early, so
+    // that the run is still going at the fifth.
+    for k in 1..=5 {
+        wait_echo(&rig, 200 * k, 2 * MINUTE);
+        assert!(rig.board_running(), "the run ended before restart {k}");
+        rig.restart_server();
+    }
+    let run = rig.wait_exit(5 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 2000);
+    let outages = outage_lines(&run.stdout);
+    assert!(outages.len() >= 5, "5 outages, named: {outages:?}\n{run}");
+    let connections = rig
+        .server_log_text()
+        .matches("new connection from 192.168.76.2")
+        .count();
+    assert!(connections >= 6, "{connections} connections for 6 servers");
+    rig.finish();
+}
+
+/// The server is frozen (SIGSTOP) for 3 s under `--keepalive-ms 500
+/// --reconnect`: the firmware notices within about two intervals (a ping, then
+/// no answer), reconnects once the server is thawed, and completes.
+#[test]
+#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
+fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
+    let Some(mut rig) = DeviceRig::start("frozen-keepalive", &[]) else {
+        return;
+    };
+    let interval = Duration::from_millis(500);
+    rig.boot(
+        &[
+            "--count",
+            "2000",
+            "--keepalive-ms",
+            "500",
+            "--reconnect",
+            "--retry",
+            "20",
+        ],
+        600,
+    );
+    let before = wait_echo(&rig, 100, 2 * MINUTE);
+    rig.freeze_server();
+    let frozen = Instant::now();
+    let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(frozen.elapsed()));
+    rig.thaw_server();
+    let noticed = noticed.unwrap_or_else(|| {
+        panic!(
+            "the silent server was not noticed while frozen (3 s):\n{}",
+            rig.board_log()
+        )
+    });
+    let after = noticed.at.saturating_duration_since(frozen);
+    eprintln!(
+        "keepalive {interval:?}: outage noticed {} ms after the freeze",
+        after.as_millis()
+    );
+    // Two intervals (silence, then no pong), plus QEMU's and the log's latency.
+    assert!(
+        after <= 2 * interval + Duration::from_millis(750),
+        "noticed after {after:?}: {}",
+        noticed.text
+    );
+    let run = rig.wait_exit(5 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 2000);
+    rig.finish();
+}
+
+/// `--keepalive-ms 500` without `--reconnect`: a frozen server is declared dead
+/// after about two intervals, long before `--timeout-ms`, and the run ends
+/// with status 4 and a clear message.
+#[test]
+#[ignore = "needs firmware --keepalive-ms (issue 13)"]
+fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
+    let Some(mut rig) = DeviceRig::start("frozen-keepalive-no-reconnect", &[]) else {
+        return;
+    };
+    rig.boot(
+        &[
+            "--count",
+            "100000",
+            "--keepalive-ms",
+            "500",
+            "--timeout-ms",
+            "30000",
+        ],
+        120,
+    );
+    wait_echo(&rig, 100, 2 * MINUTE);
+    rig.freeze_server();
+    let frozen = Instant::now();
+    let run = rig.wait_exit(MINUTE);
+    let took = frozen.elapsed();
+    rig.thaw_server();
+    run.assert_status(4);
+    run.assert_printed("error");
+    // Two intervals and the latencies, far below the 30 s --timeout-ms.
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after the freeze"
+    );
+    rig.finish();
+}
+
+/// hixie-76 has no ping. A frozen server's kernel still answers TCP (keepalive
+/// probes included), so what `--keepalive-ms` can notice there is a peer that
+/// answers nothing at all: the cable pulled for 3 s. The firmware notices it
+/// within about two intervals, reconnects once the link is back, completes.
+#[test]
+#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
+fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
+    let Some(mut rig) = DeviceRig::start("hixie76-cable-keepalive", &[]) else {
+        return;
+    };
+    let interval = Duration::from_millis(500);
+    rig.boot(
+        &[
+            "--proto",
+            "hixie76",
+            "--count",
+            "2000",
+            "--keepalive-ms",
+            "500",
+            "--reconnect",
+            "--retry",
+            "20",
+        ],
+        600,
+    );
+    let before = wait_echo(&rig, 100, 2 * MINUTE);
+    rig.set_link(false);
+    let pulled = Instant::now();
+    let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(pulled.elapsed()));
+    rig.set_link(true);
+    let noticed = noticed.unwrap_or_else(|| {
+        panic!(
+            "the pulled cable was not noticed while out (3 s):\n{}",
+            rig.board_log()
+        )
+    });
+    let after = noticed.at.saturating_duration_since(pulled);
+    eprintln!(
+        "hixie-76, keepalive {interval:?}: outage noticed {} ms after the cable was pulled",
+        after.as_millis()
+    );
+    assert!(
+        after <= 2 * interval + Duration::from_millis(750),
+        "noticed after {after:?}: {}",
+        noticed.text
+    );
+    let run = rig.wait_exit(5 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 2000);
+    rig.finish();
+}
+
+/// The cable is pulled for 2 s with DHCP under `--keepalive-ms 500
+/// --reconnect`: the outage is noticed and named, the client reconnects once
+/// the link is back, and completes with every echo once.
+#[test]
+#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
+fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() {
+    let Some(mut rig) = DeviceRig::start("cable-2s-dhcp-reconnect", &["--dhcp"]) else {
+        return;
+    };
+    rig.boot(
+        &[
+            "--count",
+            "2000",
+            "--keepalive-ms",
+            "500",
+            "--reconnect",
+            "--retry",
+            "20",
+        ],
+        600,
+    );
+    let before = wait_echo(&rig, 100, 2 * MINUTE);
+    rig.set_link(false);
+    let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(2));
+    rig.set_link(true);
+    assert!(
+        noticed.is_some(),
+        "the outage was not noticed while the cable was out:\n{}",
+        rig.board_log()
+    );
+    let run = rig.wait_exit(5 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 2000);
+    let stats = rig.finish();
+    assert!(
+        stats.to_host.link_down + stats.to_guest.link_down > 0,
+        "nothing dropped: {stats}"
+    );
+}
+
+/// The long run: 20,000 messages of the default message set over a bad wire
+/// (10% loss each way, 2% duplication, 5% reordering; seeded) with 3 server
+/// restarts: every echo exactly once, in order, and the stack high-water mark
+/// of a 100-message run on the same wire: memory stays flat.
+///
+/// It takes about an hour: smoltcp's minimum retransmission timeout is 1 s
+/// (RFC 6298), so every segment of the board's that the wire drops costs at
+/// least a second. Today's firmware ran 1,000 messages over this wire in 195 s
+/// (`host-bridge run --impair loss=10%,dup=2%,reorder=5% --seed 13 -- --count
+/// 1000 --timeout-ms 30000`: median echo 1 ms, p90 1 s, p99 2.3 s, max 4 s).
+/// `--timeout-ms 30000` keeps such a wait from counting as an outage, so that
+/// the outages are the restarts.
+#[test]
+#[ignore = "needs firmware --reconnect (issue 13)"]
+fn long_run_twenty_thousand_messages_through_faults_memory_stays_flat() {
+    let wire = ["--impair", "loss=10%,dup=2%,reorder=5%", "--seed", "13"];
+    let Some(mut rig) = DeviceRig::start("long-run", &wire) else {
+        return;
+    };
+    let options = ["--reconnect", "--retry", "20", "--timeout-ms", "30000"];
+    let with_count = |count: &'static str| {
+        let mut args = options.to_vec();
+        args.extend(["--count", count]);
+        args
+    };
+    rig.boot(&with_count("100"), 600);
+    let short = rig.wait_exit(10 * MINUTE);
+    short.assert_status(0);
+    assert_echoes(&short, 100);
+    let reference = stack_high_water(&short.stdout).expect("the stack line of the 100-message run");
+
+    let started = Instant::now();
+    rig.boot(&with_count("20000"), 3 * 3600);
+    for k in 1..=3 {
+        wait_echo(&rig, 5000 * k, 60 * MINUTE);
+        assert!(rig.board_running(), "the run ended before restart {k}");
+        rig.restart_server();
+    }
+    let run = rig.wait_exit(3 * 60 * MINUTE);
+    let wall = started.elapsed();
+    run.assert_status(0);
+    assert_echoes(&run, 20_000);
+    let outages = outage_lines(&run.stdout);
+    let high_water = stack_high_water(&run.stdout).expect("the stack line");
+    eprintln!(
+        "long run: 20000 echoes in {:.0} s, {} outage lines, stack high-water mark {high_water} bytes (100-message run: {reference})",
+        wall.as_secs_f64(),
+        outages.len()
+    );
+    assert!(outages.len() >= 3, "3 restarts, named: {outages:?}");
+    assert_eq!(
+        high_water, reference,
+        "the stack grew with the run's length"
+    );
+    let stats = rig.finish();
+    eprintln!("relay counters:\n{stats}");
+}
