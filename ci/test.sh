@@ -19,8 +19,11 @@ step "lint scripts and the workflow"
 shellcheck -x ci/*.sh ci/cargo-firmware ci/qemu-run .ci/run
 target/ci-venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
+step "firmware layers: imports point down"
+bash ci/check-layers.sh
+
 step "lint host crates"
-cargo clippy -p websocket -p host-bridge -p bench --all-targets -- -D warnings
+cargo clippy -p websocket -p reverse-echo -p host-bridge -p bench --all-targets -- -D warnings
 cargo clippy -p firmware --lib --tests -- -D warnings
 
 step "lint and build the firmware image ($FW_TOOLCHAIN toolchain)"
@@ -34,7 +37,7 @@ ci/cargo-firmware build
 step "tests"
 rm -f target/e2e/skipped.txt
 cargo test -p firmware --lib
-cargo test -p websocket -p host-bridge
+cargo test -p websocket -p reverse-echo -p host-bridge
 # The bench's load generator against its peer server (keeps `ci/bench.sh` from rotting).
 cargo test -p bench
 
