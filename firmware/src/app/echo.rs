@@ -6,8 +6,8 @@ use websocket::{MessageKind, Opcode, Protocol};
 use firmware::config::Config;
 use firmware::text::Line;
 
-use super::session::{open, Ev, Failure, Session};
-use super::{origin, outcome};
+use super::session::{Ev, Failure, Session};
+use super::with_session;
 use crate::board::exit::ExitCode;
 use crate::board::log::log;
 use crate::net::tcp::TcpState;
@@ -16,25 +16,17 @@ use crate::net::{Deadline, Net};
 /// `--echo`: sends every message back unchanged, streamed chunk by chunk, until
 /// the server closes.
 pub fn echo(net: &mut Net, config: &Config) -> ExitCode {
-    let Some(url) = config.url else {
-        return ExitCode::Usage;
-    };
-    let mut origin_buf = [0u8; 24];
-    let origin = origin(config, net, &mut origin_buf);
-    let result = open(net, config, &url, url.path, origin, config.subprotocol).and_then(|mut s| {
-        match echo_loop(&mut s) {
-            Ok(n) => {
-                log(Line::new().s("echoed ").u(n).s(" messages; closed"));
-                Ok(())
-            }
-            Err(Failure::Protocol(e)) => {
-                s.fail_connection(e);
-                Err(Failure::Protocol(e))
-            }
-            Err(f) => Err(f),
+    with_session(net, config, |s| match echo_loop(s) {
+        Ok(n) => {
+            log(Line::new().s("echoed ").u(n).s(" messages; closed"));
+            Ok(())
         }
-    });
-    outcome(result, config.timeout_ms)
+        Err(Failure::Protocol(e)) => {
+            s.fail_connection(e);
+            Err(Failure::Protocol(e))
+        }
+        Err(f) => Err(f),
+    })
 }
 
 /// Echoes messages until the server's close frame; returns how many.

@@ -17,7 +17,7 @@ use firmware::text::Line;
 
 use crate::board::exit::ExitCode;
 use crate::net::Net;
-use session::Failure;
+use session::{Failure, Session};
 
 /// The Origin sent: `--origin`, else `http://<own address>`.
 fn origin<'a>(config: &Config<'a>, net: &Net, buf: &'a mut [u8; 24]) -> &'a str {
@@ -42,4 +42,22 @@ fn outcome(result: Result<(), Failure>, timeout_ms: u32) -> ExitCode {
             f.code()
         }
     }
+}
+
+/// Runs a mode that needs one WebSocket to `--url`: opens it (TCP, retried as
+/// `--retry` says, then the handshake in `--proto`), runs `mode` on it, and turns
+/// the result into the exit status.
+fn with_session(
+    net: &mut Net,
+    config: &Config,
+    mode: impl FnOnce(&mut Session) -> Result<(), Failure>,
+) -> ExitCode {
+    let Some(url) = config.url else {
+        return ExitCode::Usage;
+    };
+    let mut origin_buf = [0u8; 24];
+    let origin = origin(config, net, &mut origin_buf);
+    let result = session::open(net, config, &url, url.path, origin, config.subprotocol)
+        .and_then(|mut s| mode(&mut s));
+    outcome(result, config.timeout_ms)
 }

@@ -8,8 +8,8 @@ use firmware::config::Config;
 use firmware::messages;
 use firmware::text::Line;
 
-use super::session::{open, Ev, Failure, Session};
-use super::{origin, outcome};
+use super::session::{Ev, Failure, Session};
+use super::with_session;
 use crate::board::clock;
 use crate::board::exit::ExitCode;
 use crate::board::log::log;
@@ -21,12 +21,7 @@ static mut MESSAGE: [u8; messages::MAX_LEN] = [0; messages::MAX_LEN];
 /// The tutorial's client: sends `--count` messages, checks each reply is the
 /// reverse, then closes cleanly.
 pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
-    let Some(url) = config.url else {
-        return ExitCode::Usage;
-    };
-    let mut origin_buf = [0u8; 24];
-    let origin = origin(config, net, &mut origin_buf);
-    let result = open(net, config, &url, url.path, origin, config.subprotocol).and_then(|mut s| {
+    with_session(net, config, |s| {
         // SAFETY: the only reference to MESSAGE, taken once: reverse_echo runs at
         // most once per boot (main calls one mode and exits).
         let buf: &mut [u8; messages::MAX_LEN] = unsafe { &mut *core::ptr::addr_of_mut!(MESSAGE) };
@@ -53,7 +48,7 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
                 .s(" bytes \"")
                 .escaped(message, 40)
                 .s("\""));
-            let ok = receive_reply(&mut s, kind, message)?;
+            let ok = receive_reply(s, kind, message)?;
             let mut line = Line::new();
             line.s(if ok { "received " } else { "MISMATCH " })
                 .u(i + 1)
@@ -74,8 +69,7 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
         }
         log(Line::new().s("all ").u(config.count).s(" echoes matched"));
         s.close(true)
-    });
-    outcome(result, config.timeout_ms)
+    })
 }
 
 fn kind_name(kind: MessageKind) -> &'static str {
