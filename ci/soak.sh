@@ -32,8 +32,7 @@ export PYTHON="$PWD/target/ci-venv/bin/python"
 ci/cargo-firmware build
 FIRMWARE_IMAGE=$(ci/cargo-firmware path)
 export FIRMWARE_IMAGE
-packages=(-p firmware -p websocket -p host-bridge -p bench)
-cargo nextest run --profile ci "${packages[@]}" --no-run
+cargo nextest run --profile ci --workspace --no-run
 
 out=target/soak/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$out"
@@ -59,7 +58,7 @@ start=$SECONDS
 for k in $(seq "$runs"); do
     run_start=$SECONDS
     status=0
-    cargo nextest run --profile ci "${packages[@]}" >"$out/run-$k.log" 2>&1 || status=$?
+    cargo nextest run --profile ci --workspace >"$out/run-$k.log" 2>&1 || status=$?
     cp target/nextest/ci/junit.xml "$out/run-$k.xml" 2>/dev/null || true
     if [ "$status" != 0 ]; then
         # The next run overwrites the tests' logs, captures and reports: keep them.

@@ -19,8 +19,11 @@ step "lint scripts and the workflow"
 shellcheck -x ci/*.sh ci/cargo-firmware ci/qemu-run .ci/run
 target/ci-venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
+step "firmware layers: imports point down"
+bash ci/check-layers.sh
+
 step "lint host crates"
-cargo clippy -p websocket -p host-bridge -p bench --all-targets -- -D warnings
+cargo clippy -p websocket -p reverse-echo -p host-bridge -p bench --all-targets -- -D warnings
 cargo clippy -p firmware --lib --tests -- -D warnings
 
 step "lint and build the firmware image ($FW_TOOLCHAIN toolchain)"
@@ -36,19 +39,20 @@ rm -f target/e2e/skipped.txt
 # The image just built is the one every end-to-end test boots (no test rebuilds it).
 FIRMWARE_IMAGE=$(ci/cargo-firmware path)
 export FIRMWARE_IMAGE
-# One nextest run over the firmware's host-testable library, the protocol library,
-# host-bridge (unit, integration and end-to-end tests) and the bench's load
-# generator. Profile `ci` (.config/nextest.toml): no retries, a slow test is ended,
+# One nextest run over the whole workspace: the firmware's host-testable library
+# (its image is a binary without tests), the protocol library, the reverse-echo
+# behaviour, host-bridge (unit, integration and end-to-end tests) and the bench's
+# load generator. Profile `ci` (.config/nextest.toml): no retries, a slow test is ended,
 # JUnit in target/nextest/ci/junit.xml. TEST_PARTITION=count:K/N runs shard K of N
 # (the workflow's matrix); the shards together run every test exactly once.
 partition=()
 if [ -n "${TEST_PARTITION:-}" ]; then
     partition=(--partition "$TEST_PARTITION")
 fi
-cargo nextest run --profile ci -p firmware -p websocket -p host-bridge -p bench "${partition[@]}"
+cargo nextest run --profile ci --workspace "${partition[@]}"
 # nextest does not run documentation examples: cargo does (the first shard only).
 case "${TEST_PARTITION:-count:1/1}" in
-*:1/*) cargo test --doc -p websocket -p host-bridge ;;
+*:1/*) cargo test --doc -p websocket -p reverse-echo -p host-bridge ;;
 esac
 
 step "skipped (what this machine could not run)"

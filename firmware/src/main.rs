@@ -1,5 +1,11 @@
 //! WebSocket reverse-echo client for QEMU's lm3s6965evb.
 //!
+//! The binary's layers, each a folder whose `mod.rs` is its page; imports point
+//! down only (`ci/check-layers.sh` checks): [`app`] (the client modes) -> [`net`]
+//! (smoltcp, DHCP, TCP, ping) -> [`ethernet`] (the MAC driver) -> [`board`] (clock,
+//! semihosting, faults, stack, entropy). The host-tested library (`firmware::`,
+//! in `portable/`) sits beside them and depends on none of them.
+//!
 //! Boot: paint the stack, start the 1 ms clock, read the command line, print the
 //! banner; then bring the network up (DHCP or `--ip`) and run the mode the options
 //! select. Every path ends in [`finish`], which prints the driver's counters and
@@ -8,7 +14,6 @@
 #![no_main]
 
 use cortex_m_rt::entry;
-use lm3s6965::interrupt;
 use panic_semihosting as _;
 
 use firmware::cmdline;
@@ -16,19 +21,13 @@ use firmware::config::{Config, Crash, Mode, USAGE};
 use firmware::text::Line;
 
 mod app;
-mod clock;
+mod board;
 mod ethernet;
-mod exit;
-mod fault;
-mod host;
-mod log;
-mod mem;
 mod net;
-mod rng;
-mod stack;
 
-use exit::{exit, ExitCode};
-use log::{log, print};
+use board::exit::{exit, ExitCode};
+use board::log::{log, print};
+use board::{clock, entropy, fault, host, stack};
 use net::{Deadline, Net};
 
 /// Name and version printed in the banner.
@@ -42,7 +41,7 @@ fn main() -> ! {
         unreachable!()
     };
     clock::start(core.SYST);
-    let mac = ethernet::mac_address();
+    let mac = net::mac_address();
     let mut banner = Line::new();
     banner.s(NAME).s(" ").s(VERSION).s(" on lm3s6965evb, mac ");
     for (i, byte) in mac.iter().enumerate() {
@@ -85,7 +84,7 @@ fn main() -> ! {
         exit(ExitCode::Success as u8)
     }
 
-    let rng = rng::Rng::seed(mac);
+    let rng = entropy::Rng::seed(mac);
     let mut net = Net::new(mac, config.static_ip, rng);
     if net.wait_up(Deadline::after_ms(config.timeout_ms)).is_err() {
         fail(
@@ -134,34 +133,14 @@ fn ping(net: &mut Net, target: [u8; 4], timeout_ms: u32) {
 }
 
 /// Prints `message` and ends with `code`.
-pub fn fail(code: ExitCode, message: &mut Line) -> ! {
+fn fail(code: ExitCode, message: &mut Line) -> ! {
     log(message);
     finish(code)
 }
 
 /// Prints the Ethernet counters and the stack high-water mark, then exits.
-pub fn finish(code: ExitCode) -> ! {
-    use core::sync::atomic::Ordering::Relaxed;
-    let s = &ethernet::STATS;
-    log(Line::new()
-        .s("eth: in ")
-        .u(s.frames_in.load(Relaxed))
-        .s(" frames/")
-        .u(s.bytes_in.load(Relaxed))
-        .s(" bytes, out ")
-        .u(s.frames_out.load(Relaxed))
-        .s("/")
-        .u(s.bytes_out.load(Relaxed))
-        .s(", dropped ")
-        .u(s.rx_dropped.load(Relaxed))
-        .s(", overruns ")
-        .u(s.overruns.load(Relaxed))
-        .s(", rx errors ")
-        .u(s.rx_errors.load(Relaxed))
-        .s(", tx errors ")
-        .u(s.tx_errors.load(Relaxed))
-        .s(", fifo resets ")
-        .u(s.fifo_resets.load(Relaxed)));
+fn finish(code: ExitCode) -> ! {
+    net::log_counters();
     log(Line::new()
         .s("stack: ")
         .u(stack::high_water() as u32)
@@ -172,23 +151,6 @@ pub fn finish(code: ExitCode) -> ! {
         .s(" ms; exit ")
         .u(code as u32));
     exit(code as u8)
-}
-
-/// Sleeps in WFI unless `has_work` says something is pending. Interrupts are
-/// masked around the check so that one arriving in between still ends the WFI
-/// (a pending interrupt wakes the core even while PRIMASK holds it off; its
-/// handler runs as soon as interrupts are unmasked).
-pub fn sleep(has_work: fn() -> bool) {
-    cortex_m::interrupt::free(|_| {
-        if !has_work() {
-            cortex_m::asm::wfi();
-        }
-    });
-}
-
-#[interrupt]
-fn ETHERNET() {
-    ethernet::on_interrupt();
 }
 
 fn usage_error(message: &str, argument: &str) -> ! {

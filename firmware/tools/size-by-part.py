@@ -16,7 +16,7 @@ from collections import defaultdict
 
 PARTS = [
     ("driver", r"firmware/src/ethernet|firmware::ethernet"),
-    ("app", r"firmware/src/app|firmware::app|firmware/src/messages|firmware::messages"),
+    ("app", r"firmware/src/app|firmware::app|firmware/src/portable/messages|firmware::messages|firmware/reverse-echo|reverse_echo::"),
     ("websocket", r"firmware/websocket|websocket::|/md-?5-|/sha1-|/digest-|/block-buffer|/crypto-common|/hybrid-array|\bmd5::|\bsha1::|\bdigest::|block_buffer"),
     ("smoltcp", r"smoltcp|heapless|managed|byteorder"),
     ("firmware (boot, net glue, log, args)", r"firmware/src|firmware::|^firmware$"),

@@ -475,7 +475,7 @@ async fn run_connection(
                     info!("message received from {peer}: {}", preview(kind, &msg));
                 }
                 if !cfg.echo {
-                    websocket::reverse::reverse(kind, &mut msg);
+                    reverse_echo::reverse(kind, &mut msg);
                 }
                 if log_messages {
                     info!("sending back message to {peer}: {}", preview(kind, &msg));

@@ -2,16 +2,15 @@
 //! retries, the opening handshake, streaming frames out, and received frames as
 //! owned events, every wait bounded by the `--timeout-ms` deadline.
 
-use smoltcp::socket::tcp::State;
-use websocket::handshake::{hixie76, rfc6455, ClientRequest, Parse};
+use websocket::handshake::{Client, ClientRequest, Parse};
 use websocket::{CloseState, Connection, Event, MessageKind, Protocol, Role};
 
 use firmware::config::{self, WsUrl};
 use firmware::text::Line;
-use firmware::tolerate;
 
-use crate::exit::ExitCode;
-use crate::log::log;
+use crate::board::exit::ExitCode;
+use crate::board::log::log;
+use crate::net::tcp::{Input, TcpState};
 use crate::net::{Deadline, Net};
 
 /// Handshake buffer: the request, then the response; after the handshake, the
@@ -95,12 +94,10 @@ fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Result<
         if net.connect(url.ip, url.port).is_err() {
             return Err(Failure::Network("cannot open a TCP connection (no route?)"));
         }
-        let state = net.wait(Deadline::after_ms(timeout_ms), |net| {
-            match net.tcp().state() {
-                State::Established => Some(true),
-                State::Closed => Some(false),
-                _ => None,
-            }
+        let state = net.wait(Deadline::after_ms(timeout_ms), |net| match net.state() {
+            TcpState::Open => Some(true),
+            TcpState::Closed => Some(false),
+            _ => None,
         });
         let why = match state {
             Ok(true) => {
@@ -110,7 +107,7 @@ fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Result<
             Ok(false) => "connection refused",
             Err(_) => "no answer to TCP connect",
         };
-        net.tcp().abort();
+        net.abort();
         if attempt >= retries {
             return Err(Failure::Network(why));
         }
@@ -158,28 +155,10 @@ pub struct Session<'n> {
     /// Payload of the last [`Ev::Data`].
     pub chunk: [u8; CHUNK],
     pub timeout_ms: u32,
-    /// Text-framed replies to a binary message are read as binary (see
-    /// [`firmware::tolerate`]).
-    pub retype: Retype,
-}
-
-/// State of the text-as-binary tolerance (RFC 6455 only).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Retype {
-    /// A binary reply is awaited: retype text frames.
-    pub armed: bool,
-    /// The receiver is between frames: the next byte starts a frame header.
-    boundary: bool,
-    /// A text frame was read as binary since this was last cleared.
-    pub happened: bool,
 }
 
 impl<'n> Session<'n> {
-    fn new(net: &'n mut Net, protocol: config::Protocol, timeout_ms: u32) -> Self {
-        let protocol = match protocol {
-            config::Protocol::Rfc6455 => Protocol::Rfc6455,
-            config::Protocol::Hixie76 => Protocol::Hixie76,
-        };
+    fn new(net: &'n mut Net, protocol: Protocol, timeout_ms: u32) -> Self {
         Session {
             net,
             conn: Connection::new(protocol, Role::Client, MAX_MESSAGE),
@@ -190,7 +169,6 @@ impl<'n> Session<'n> {
             out_len: 0,
             chunk: [0; CHUNK],
             timeout_ms,
-            retype: Retype::default(),
         }
     }
 
@@ -206,18 +184,13 @@ impl<'n> Session<'n> {
     /// waits, the stack sends what is queued).
     fn queue_all(&mut self, mut bytes: &[u8]) -> Result<(), Failure> {
         while !bytes.is_empty() {
-            let socket = self.net.tcp();
-            if !socket.may_send() {
+            let Ok(n) = self.net.send(bytes) else {
                 return Err(Failure::Network("connection closed by the server"));
-            }
-            let n = socket.send_slice(bytes).unwrap_or(0);
+            };
             bytes = &bytes[n..];
             if !bytes.is_empty() {
                 self.net
-                    .wait(self.deadline(), |net| {
-                        let s = net.tcp();
-                        (s.can_send() || !s.may_send()).then_some(())
-                    })
+                    .wait(self.deadline(), |net| net.send_ready().then_some(()))
                     .map_err(|_| Failure::Timeout("sending"))?;
             }
         }
@@ -259,15 +232,10 @@ impl<'n> Session<'n> {
     /// Waits until bytes arrive (true) or the server ends the stream (false).
     fn wait_input(&mut self, what: &'static str) -> Result<bool, Failure> {
         self.net
-            .wait(self.deadline(), |net| {
-                let s = net.tcp();
-                if s.can_recv() {
-                    Some(true)
-                } else if !s.may_recv() {
-                    Some(false)
-                } else {
-                    None
-                }
+            .wait(self.deadline(), |net| match net.input() {
+                Input::Bytes => Some(true),
+                Input::Ended => Some(false),
+                Input::Waiting => None,
             })
             .map_err(|_| Failure::Timeout(what))
     }
@@ -291,19 +259,10 @@ impl<'n> Session<'n> {
                 &[]
             },
         };
-        enum Client {
-            Rfc(rfc6455::Client),
-            Hixie(hixie76::Client),
-        }
-        let client = match self.protocol {
-            Protocol::Rfc6455 => Client::Rfc(rfc6455::Client::new(&mut self.net.rng)),
-            Protocol::Hixie76 => Client::Hixie(hixie76::Client::new(&mut self.net.rng)),
-        };
-        let n = match &client {
-            Client::Rfc(c) => c.write_request(&req, &mut self.hs),
-            Client::Hixie(c) => c.write_request(&req, &mut self.hs),
-        }
-        .map_err(Failure::Handshake)?;
+        let client = Client::new(self.protocol, &mut self.net.rng);
+        let n = client
+            .write_request(&req, &mut self.hs)
+            .map_err(Failure::Handshake)?;
         let request = self.hs;
         self.send_all(&request[..n])?;
         let mut have = 0;
@@ -313,35 +272,23 @@ impl<'n> Session<'n> {
                     "server closed the connection during the handshake",
                 ));
             }
-            have += self.net.tcp().recv_slice(&mut self.hs[have..]).unwrap_or(0);
-            let input = &self.hs[..have];
-            let parsed = match &client {
-                Client::Rfc(c) => c.parse_response(&req, input, HS_BUF).map(|p| match p {
-                    Parse::Incomplete => None,
-                    Parse::Done { value, consumed } => Some((value.protocol, consumed)),
-                }),
-                Client::Hixie(c) => c.parse_response(&req, input, HS_BUF).map(|p| match p {
-                    Parse::Incomplete => None,
-                    Parse::Done { value, consumed } => Some((value.protocol, consumed)),
-                }),
-            };
-            match parsed {
+            have += self.net.recv(&mut self.hs[have..]);
+            match client.parse_response(&req, &self.hs[..have], HS_BUF) {
                 Err(e) => {
                     let head = &self.hs[..have];
                     let first = head.split(|&b| b == b'\r').next().unwrap_or(&[]);
                     log(Line::new().s("server answered: ").escaped(first, 80));
                     return Err(Failure::Handshake(e));
                 }
-                Ok(None) => continue,
-                Ok(Some((protocol, consumed))) => {
+                Ok(Parse::Incomplete) => continue,
+                Ok(Parse::Done { value, consumed }) => {
                     let mut line = Line::new();
                     line.s("connected to ws://").s(url.authority).s(path);
-                    if let Some(p) = protocol {
+                    if let Some(p) = value.protocol {
                         line.s(" (subprotocol ").s(p).s(")");
                     }
                     log(&mut line);
                     self.left = (consumed, have);
-                    self.retype.boundary = true;
                     return Ok(());
                 }
             }
@@ -433,26 +380,24 @@ impl<'n> Session<'n> {
             hs,
             left,
             net,
-            retype,
             ..
         } = self;
         if left.0 < left.1 {
-            let (n, ev) = read_one(conn, &mut hs[left.0..left.1], chunk, retype)?;
+            let (n, ev) = read_one(conn, &mut hs[left.0..left.1], chunk)?;
             left.0 += n;
             if ev != Ev::Nothing {
                 return Ok(ev);
             }
         }
-        let socket = net.sockets.get_mut::<smoltcp::socket::tcp::Socket>(net.tcp);
         loop {
-            let r = socket.recv(|buf| match read_one(conn, buf, chunk, retype) {
+            let r = net.recv_with(|buf| match read_one(conn, buf, chunk) {
                 Ok((n, ev)) => (n, Ok(ev)),
                 Err(e) => (0, Err(e)),
             });
             match r {
-                Ok(Ok(Ev::Nothing)) if socket.can_recv() => continue,
-                Ok(result) => return result,
-                Err(_) => return Ok(Ev::Nothing),
+                Some(Ok(Ev::Nothing)) if net.input() == Input::Bytes => continue,
+                Some(result) => return result,
+                None => return Ok(Ev::Nothing),
             }
         }
     }
@@ -484,9 +429,9 @@ impl<'n> Session<'n> {
             self.out_len = n;
             let _ = self.flush();
         }
-        self.net.tcp().close();
+        self.net.close();
         let _ = self.net.wait(Deadline::after_ms(200), |_| None::<()>);
-        self.net.tcp().abort();
+        self.net.abort();
     }
 
     /// The closing handshake: our close frame, the server's answer (RFC 6455; a
@@ -515,12 +460,12 @@ impl<'n> Session<'n> {
             }
         }
         // The server closes TCP first (RFC 6455 7.1.1); then we close our side.
-        let _ = self
-            .net
-            .wait(self.deadline(), |net| (!net.tcp().may_recv()).then_some(()));
-        self.net.tcp().close();
         let _ = self.net.wait(self.deadline(), |net| {
-            matches!(net.tcp().state(), State::Closed | State::TimeWait).then_some(())
+            (net.input() == Input::Ended).then_some(())
+        });
+        self.net.close();
+        let _ = self.net.wait(self.deadline(), |net| {
+            (net.state() == TcpState::Closed).then_some(())
         });
         log(Line::new().s("closed"));
         Ok(())
@@ -533,19 +478,9 @@ fn read_one(
     conn: &mut Connection,
     input: &mut [u8],
     chunk: &mut [u8; CHUNK],
-    retype: &mut Retype,
 ) -> Result<(usize, Ev), websocket::Error> {
     let lim = input.len().min(CHUNK);
-    if retype.armed && retype.boundary && lim > 0 {
-        if let Some(byte) = tolerate::text_frame_as_binary(input[0]) {
-            input[0] = byte;
-            retype.happened = true;
-        }
-    }
     let (n, ev) = conn.read(&mut input[..lim])?;
-    if n > 0 {
-        retype.boundary = false;
-    }
     let ev = match ev {
         None => Ev::Nothing,
         Some(Event::MessageStart { kind, len }) => Ev::Start(kind, len),
@@ -558,8 +493,5 @@ fn read_one(
         Some(Event::Pong(_)) => Ev::Pong,
         Some(Event::Close { code, .. }) => Ev::Close(code),
     };
-    if matches!(ev, Ev::End | Ev::Ping | Ev::Pong | Ev::Close(_)) {
-        retype.boundary = true;
-    }
     Ok((n, ev))
 }

@@ -8,14 +8,19 @@
 //! - Transmit: the frame is built at byte 2 of a word-aligned buffer whose bytes 0-1
 //!   hold the payload length (frame minus the 14-byte header); its words go to
 //!   MACDATA and NEWTX in MACTR sends it. The MAC appends the FCS and pads.
-//! - IRQ 42 ([`on_interrupt`]) acknowledges the sources and records them for the
+//! - IRQ 42 (the `ETHERNET` handler) acknowledges the sources and records them for the
 //!   main loop, which wakes from WFI. Overruns and RX/TX errors are counted and
 //!   cleared by resetting the FIFO: never fatal.
+//!
+//! The driver layer: it uses the board's registers and smoltcp's `phy` traits,
+//! and nothing above it (whoever wants to look at frames wraps the [`Device`], as
+//! `net` does for `--ping`; see `ci/check-layers.sh`).
 
 pub mod regs;
 
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
+use lm3s6965::interrupt;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
@@ -26,7 +31,7 @@ pub const MAX_FRAME: usize = 1514;
 /// Buffer words: 2 length bytes + frame + 4 FCS bytes, rounded up to a word.
 const BUF_WORDS: usize = (2 + MAX_FRAME + 4).div_ceil(4);
 
-/// Traffic and error counters, readable from anywhere (printed at exit).
+/// Traffic and error counters, readable from anywhere (`net` prints them at exit).
 pub struct Stats {
     pub frames_in: AtomicU32,
     pub bytes_in: AtomicU32,
@@ -56,7 +61,7 @@ pub static STATS: Stats = Stats {
     fifo_resets: AtomicU32::new(0),
 };
 
-/// Interrupt sources seen by [`on_interrupt`] and not yet handled by the main loop.
+/// Interrupt sources seen by the `ETHERNET` handler and not yet handled by the main loop.
 static PENDING: AtomicU32 = AtomicU32::new(0);
 
 /// The sources the driver unmasks: receive and the three error conditions. TXEMP is
@@ -68,9 +73,10 @@ const ENABLED: Int = Int(Int::RX.0 | Int::TXER.0 | Int::FOV.0 | Int::RXER.0);
 /// accepted (unicast to this address and broadcast always are).
 const RX_ON: Rctl = Rctl(Rctl::RXEN.0 | Rctl::BADCRC.0 | Rctl::AMUL.0);
 
-/// Body of the Ethernet interrupt handler (IRQ 42): acknowledges every source that
-/// is set (the line is level-triggered) and leaves them for the main loop.
-pub fn on_interrupt() {
+/// The Ethernet interrupt handler (IRQ 42): acknowledges every source that is set
+/// (the line is level-triggered) and leaves them for the main loop.
+#[interrupt]
+fn ETHERNET() {
     let ris = regs::RIS.read();
     regs::IACK.write(ris);
     PENDING.fetch_or(ris.0, Relaxed);
@@ -238,7 +244,6 @@ impl Device for Ethernet {
             return None;
         }
         let len = self.read_frame()?;
-        crate::net::watch(&bytes(&self.rx)[2..2 + len]);
         Some((
             RxToken { buf: &self.rx, len },
             TxToken { buf: &mut self.tx },

@@ -212,6 +212,7 @@ mod size_tests {
             "{}",
             size_of::<crate::Connection>()
         );
-        assert!(size_of::<crate::handshake::hixie76::Client>() <= 100);
+        assert!(size_of::<crate::handshake::hixie76::ClientKeys>() <= 100);
+        assert!(size_of::<crate::handshake::Client>() <= 104);
     }
 }

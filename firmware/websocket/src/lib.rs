@@ -6,21 +6,22 @@
 //! out, owns every buffer, and passes an [`Rng`] where randomness is needed
 //! (RFC 6455 keys and client masks, hixie-76 keys).
 //!
-//! * [`handshake::rfc6455`] / [`handshake::hixie76`]: opening handshakes,
-//!   client and server, parsed incrementally ([`handshake::Parse`]).
-//! * [`Receiver`]: frame decoder emitting [`Event`]s; message payload comes
-//!   out in chunks as it arrives, so messages need not fit in RAM.
+//! * [`handshake`]: opening handshakes, parsed incrementally
+//!   ([`handshake::Parse`]): one [`handshake::Client`] for both protocols; the
+//!   server side in [`handshake::rfc6455`] / [`handshake::hixie76`].
+//! * [`Receiver`]: frame decoder emitting [`Event`]s, one decoder per
+//!   protocol; message payload comes out in chunks as it arrives, so messages
+//!   need not fit in RAM.
 //! * [`Sender`]: frame encoder into caller buffers; whole messages or a
 //!   header for a known length followed by payload chunks.
 //! * [`Connection`]: both, plus the automatic pong and close answer.
-//! * [`reverse`]: the tutorial app's reverse-echo behaviour.
 //! * [`Error`]: every failure, with [`Error::close_code`] (1002/1007/1009)
 //!   and [`Error::http_status`] (400/426/431).
 //!
 //! # Client byte loop
 //!
 //! ```
-//! use websocket::handshake::{rfc6455, ClientRequest, Parse};
+//! use websocket::handshake::{rfc6455, Client, ClientRequest, Parse};
 //! use websocket::{Connection, Event, MessageKind, Protocol, Role, Rng};
 //! # struct MyRng(u8);
 //! # impl Rng for MyRng { fn fill(&mut self, b: &mut [u8]) { for x in b { self.0 = self.0.wrapping_mul(31).wrapping_add(7); *x = self.0; } } }
@@ -29,7 +30,7 @@
 //! # let mut net = Net { to_server: Vec::new() };
 //! let mut rng = MyRng(1);
 //! let req = ClientRequest { host: "10.0.2.2:8080", path: "/", origin: None, protocols: &[] };
-//! let hs = rfc6455::Client::new(&mut rng);
+//! let hs = Client::new(Protocol::Rfc6455, &mut rng);
 //! let mut out = [0u8; 512];
 //! let n = hs.write_request(&req, &mut out).unwrap();
 //! net.send(&out[..n]);
@@ -162,7 +163,6 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod receiver;
-pub mod reverse;
 pub mod utf8;
 
 pub use connection::{CloseState, Connection};

@@ -100,7 +100,9 @@ fn our_part(path: &str) -> Option<usize> {
     } else if path.starts_with("websocket::") || WEBSOCKET_DEPS.iter().any(|d| path.starts_with(d))
     {
         Some(2)
-    } else if path.starts_with("firmware::") || path == "main" {
+    } else if path.starts_with("firmware::") || path.starts_with("reverse_echo::") || path == "main"
+    {
+        // The app's behaviour lives in its own crate (`firmware/reverse-echo`).
         Some(3)
     } else {
         None
@@ -427,6 +429,7 @@ mod tests {
         );
         assert_eq!(part_of("websocket::rfc6455::Receiver::push"), 2);
         assert_eq!(part_of("firmware::app::run"), 3);
+        assert_eq!(part_of("<reverse_echo::ReplyChecker>::next_unit"), 3);
         assert_eq!(part_of("firmware::__cortex_m_rt_main"), 3);
         assert_eq!(part_of("cortex_m_semihosting::hio::hstdout"), 4);
         assert_eq!(part_of("memcpy"), 5);

@@ -1,5 +1,5 @@
 //! Microbenchmarks of the two per-byte loops that dominated host-bridge's server
-//! profile with large messages (PROFILE.md: `websocket::reverse::reverse_text` and
+//! profile with large messages (PROFILE.md: `reverse_echo::reverse_text` and
 //! the unmasking inside `Receiver::read`): the shared library's word-at-a-time
 //! loops against the byte-at-a-time definitions they replaced (kept here, checked
 //! to give the same results), and tokio-tungstenite's peer's
@@ -82,7 +82,7 @@ pub fn run(sizes: &[usize]) -> anyhow::Result<Vec<Micro>> {
     ];
     for s in samples {
         let mut a = s.as_bytes().to_vec();
-        websocket::reverse::reverse_text(&mut a);
+        reverse_echo::reverse_text(&mut a);
         let mut b = s.as_bytes().to_vec();
         reverse_text_bytewise(&mut b);
         anyhow::ensure!(a == b, "the library's reverse_text differs on {s:?}");
@@ -102,7 +102,7 @@ pub fn run(sizes: &[usize]) -> anyhow::Result<Vec<Micro>> {
         out.push(Micro {
             what: "reverse_text (ASCII)".into(),
             size,
-            library_ns: ns_per_call(&mut buf, websocket::reverse::reverse_text),
+            library_ns: ns_per_call(&mut buf, reverse_echo::reverse_text),
             bytewise_ns: Some(ns_per_call(&mut buf, reverse_text_bytewise)),
         });
         out.push(Micro {

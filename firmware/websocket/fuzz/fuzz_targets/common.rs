@@ -111,11 +111,11 @@ pub fn check(proto: Protocol, data: &[u8]) {
 
 fn check_reverse(payload: &[u8]) {
     let mut reversed = payload.to_vec();
-    websocket::reverse::reverse_text(&mut reversed);
+    reverse_echo::reverse_text(&mut reversed);
     if let Ok(text) = core::str::from_utf8(payload) {
         let expect: String = text.chars().rev().collect();
         assert_eq!(reversed, expect.as_bytes());
-        let mut c = websocket::reverse::ReplyChecker::new(websocket::MessageKind::Text, payload);
+        let mut c = reverse_echo::ReplyChecker::new(websocket::MessageKind::Text, payload);
         assert!(c.feed(&reversed) && c.is_match());
     }
 }

@@ -4,8 +4,8 @@
 // valid answer (`8jKS'y:G*Co,Wxa-`) is reachable; the RFC 6455 client uses a
 // fixed key whose accept value is seeded in the dictionary-less corpus.
 use libfuzzer_sys::fuzz_target;
-use websocket::handshake::{hixie76, rfc6455, ClientRequest, Parse};
-use websocket::Rng;
+use websocket::handshake::{hixie76, Client, ClientRequest, Parse};
+use websocket::{Protocol, Rng};
 
 struct Zero;
 impl Rng for Zero {
@@ -23,7 +23,7 @@ const REQ: ClientRequest<'static> = ClientRequest {
 
 fuzz_target!(|data: &[u8]| {
     let max = 2048;
-    let rc = rfc6455::Client::new(&mut Zero);
+    let rc = Client::new(Protocol::Rfc6455, &mut Zero);
     match rc.parse_response(&REQ, data, max) {
         Ok(Parse::Done { value, consumed }) => {
             assert!(consumed <= data.len());
@@ -34,8 +34,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.as_str();
         }
     }
-    let hc = hixie76::Client::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
+    let keys = hixie76::ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
         .expect("draft keys");
+    let hc = Client::Hixie76(keys);
     match hc.parse_response(&REQ, data, max) {
         Ok(Parse::Done { consumed, .. }) => assert!(consumed <= data.len()),
         Ok(Parse::Incomplete) => {}

@@ -1,16 +1,16 @@
 //! draft-hixie-thewebsocketprotocol-76 opening handshake, client and server.
 //!
-//! Client: [`Client::new`] generates `Sec-WebSocket-Key1/Key2` (section 4.1:
-//! random number times 1-12 spaces, random non-digits and the spaces inserted)
-//! and the 8 key3 bytes, [`Client::write_request`] writes them,
-//! [`Client::parse_response`] checks the answer and the 16-byte MD5 challenge.
+//! Client (used through [`super::Client`]): [`ClientKeys::new`] generates
+//! `Sec-WebSocket-Key1/Key2` (section 4.1: random number times 1-12 spaces,
+//! random non-digits and the spaces inserted) and the 8 key3 bytes; the request
+//! carries them, and the answer must end in the 16-byte MD5 challenge.
 //!
 //! Server: [`parse_request`] validates the request (including key3),
 //! [`write_accept`] writes the answer with the challenge response.
 
+use super::http::{check_value, Headers, Out};
 use super::{
-    check_value, parse_upgrade_request, parse_upgrade_response, ClientRequest, Headers, Out, Parse,
-    UpgradeRequest,
+    parse_upgrade_request, parse_upgrade_response, ClientRequest, Parse, Response, UpgradeRequest,
 };
 use crate::{Error, Rng};
 use md5::{Digest, Md5};
@@ -123,9 +123,9 @@ fn gen_key<R: Rng + ?Sized>(rng: &mut R, key: &mut [u8; KEY_MAX], len: &mut usiz
     number
 }
 
-/// Client side of the hixie-76 handshake: keys and the expected answer.
+/// ClientKeys side of the hixie-76 handshake: keys and the expected answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Client {
+pub struct ClientKeys {
     key1: [u8; KEY_MAX],
     key1_len: u8,
     key2: [u8; KEY_MAX],
@@ -134,17 +134,7 @@ pub struct Client {
     expected: [u8; 16],
 }
 
-/// A checked hixie-76 response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Response<'a> {
-    /// `Sec-WebSocket-Protocol` of the response, if any (checked equal to
-    /// the one requested).
-    pub protocol: Option<&'a str>,
-    /// All response headers.
-    pub headers: Headers<'a>,
-}
-
-impl Client {
+impl ClientKeys {
     /// Generates Key1, Key2 and key3 from `rng`.
     pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
         let mut key1 = [0u8; KEY_MAX];
@@ -154,7 +144,7 @@ impl Client {
         let n2 = gen_key(rng, &mut key2, &mut l2);
         let mut key3 = [0u8; 8];
         rng.fill(&mut key3);
-        Client {
+        ClientKeys {
             key1,
             key1_len: l1 as u8,
             key2,
@@ -168,7 +158,7 @@ impl Client {
     /// fails like [`key_number`] on bad keys or keys over 34 bytes.
     pub fn from_keys(key1: &str, key2: &str, key3: [u8; 8]) -> Result<Self, Error> {
         let expected = challenge_response(key1, key2, &key3)?;
-        let mut c = Client {
+        let mut c = ClientKeys {
             key1: [0; KEY_MAX],
             key1_len: key1.len() as u8,
             key2: [0; KEY_MAX],
@@ -210,7 +200,11 @@ impl Client {
     /// Writes the request (header block and the 8 key3 bytes) into `out`,
     /// returns its length. Sends `Origin: null` when `req.origin` is `None`,
     /// and only the first of `req.protocols`.
-    pub fn write_request(&self, req: &ClientRequest<'_>, out: &mut [u8]) -> Result<usize, Error> {
+    pub(super) fn write_request(
+        &self,
+        req: &ClientRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let mut o = Out::new(out);
         o.s("GET ")?
             .s(check_value(req.path)?)?
@@ -236,7 +230,7 @@ impl Client {
     /// `Sec-WebSocket-Protocol` equal to the one sent (if one was sent; without
     /// one, any answered protocol is accepted and returned), and the 16
     /// challenge bytes after the header block.
-    pub fn parse_response<'a>(
+    pub(super) fn parse_response<'a>(
         &self,
         req: &ClientRequest<'_>,
         input: &'a [u8],
@@ -410,7 +404,7 @@ mod tests {
     fn generated_keys_are_valid() {
         let mut rng = Lcg(1);
         for _ in 0..500 {
-            let c = Client::new(&mut rng);
+            let c = ClientKeys::new(&mut rng);
             for k in [c.key1(), c.key2()] {
                 let s = core::str::from_utf8(k).unwrap();
                 assert!(!s.starts_with(' ') && !s.ends_with(' '), "{s:?}");
@@ -436,7 +430,7 @@ mod tests {
 
     #[test]
     fn round_trip_incremental() {
-        let client = Client::new(&mut Lcg(9));
+        let client = ClientKeys::new(&mut Lcg(9));
         let mut buf = [0u8; 512];
         let n = client.write_request(&REQ, &mut buf).unwrap();
         for i in 0..n {
@@ -463,7 +457,8 @@ mod tests {
     #[test]
     fn draft_example_exchange() {
         let client =
-            Client::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U").unwrap();
+            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
+                .unwrap();
         let mut buf = [0u8; 512];
         let n = client.write_request(&REQ, &mut buf).unwrap();
         let (req, _) = done(parse_request(&buf[..n], 512).unwrap());
@@ -479,7 +474,8 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
 
     fn response_err(from: &str, to: &str) -> Error {
         let client =
-            Client::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U").unwrap();
+            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
+                .unwrap();
         let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
 Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\r\n\r\n8jKS'y:G*Co,Wxa-";
@@ -527,7 +523,8 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
     #[test]
     fn connection_and_upgrade_are_matched_as_tokens() {
         let client =
-            Client::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U").unwrap();
+            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
+                .unwrap();
         let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: websocket\r\n\
 Connection: keep-alive, Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
 Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\r\n\r\n8jKS'y:G*Co,Wxa-";
@@ -540,7 +537,8 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
     #[test]
     fn unrequested_protocol_is_tolerated_requested_one_is_required() {
         let client =
-            Client::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U").unwrap();
+            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
+                .unwrap();
         let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
 Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: default\r\n\r\n8jKS'y:G*Co,Wxa-";

@@ -11,11 +11,22 @@
 //!
 //! Writers put a complete handshake into a caller buffer and return its
 //! length, or [`Error::BufferTooSmall`].
+//!
+//! This page is the handshake API: [`Client`] over both protocols, request
+//! routing ([`parse_head`]), the checks both protocols share, and refusals.
+//! The protocols' own rules are in [`rfc6455`] and [`hixie76`]; the HTTP/1.1
+//! they are written in is in `http.rs`.
 
-use crate::{Error, Protocol};
+use crate::{Error, Protocol, Rng};
 
 pub mod hixie76;
+mod http;
 pub mod rfc6455;
+
+pub use http::Headers;
+use http::{
+    check_version, find_end, parse_request_line, parse_status_line, reason, split_head, Out,
+};
 
 /// Result of an incremental parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,45 +56,80 @@ pub struct ClientRequest<'a> {
     pub protocols: &'a [&'a str],
 }
 
-/// The header lines of a parsed request or response (start line excluded).
-///
-/// Lines are `name: value`; names compare ASCII case-insensitively, values
-/// are returned with surrounding spaces/tabs trimmed.
+/// A checked 101 response (either protocol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Headers<'a> {
-    block: &'a str,
+pub struct Response<'a> {
+    /// The subprotocol the server selected, if any. RFC 6455: one the client
+    /// offered (else [`Error::BadProtocol`]). Hixie-76: the one requested, or,
+    /// if none was, whatever the server named (real servers such as eventlet
+    /// answer `default` to every request; the draft gives the client nothing
+    /// to do with it).
+    pub protocol: Option<&'a str>,
+    /// All response headers.
+    pub headers: Headers<'a>,
 }
 
-impl<'a> Headers<'a> {
-    /// All `(name, value)` pairs in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.block.split("\r\n").filter_map(|line| {
-            let (n, v) = line.split_once(':')?;
-            Some((n, v.trim_matches([' ', '\t'])))
-        })
+/// The client side of the opening handshake in either protocol: the key (or
+/// keys) drawn for the request, kept until the response is checked.
+///
+/// [`Client::new`] draws them, [`Client::write_request`] writes the request,
+/// [`Client::parse_response`] checks the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// RFC 6455: the `Sec-WebSocket-Key` nonce.
+    Rfc6455(rfc6455::ClientKey),
+    /// Hixie-76: Key1, Key2, key3 and the expected challenge answer.
+    Hixie76(hixie76::ClientKeys),
+}
+
+impl Client {
+    /// Draws fresh keys for `protocol` from `rng`.
+    pub fn new<R: Rng + ?Sized>(protocol: Protocol, rng: &mut R) -> Self {
+        match protocol {
+            Protocol::Rfc6455 => Client::Rfc6455(rfc6455::ClientKey::new(rng)),
+            Protocol::Hixie76 => Client::Hixie76(hixie76::ClientKeys::new(rng)),
+        }
     }
 
-    /// The value of the first header called `name`.
-    pub fn get(&self, name: &str) -> Option<&'a str> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+    /// The protocol this client speaks.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Client::Rfc6455(_) => Protocol::Rfc6455,
+            Client::Hixie76(_) => Protocol::Hixie76,
+        }
     }
 
-    /// Comma-separated tokens of every header called `name` (several lines
-    /// allowed), trimmed, empty ones skipped.
-    pub fn tokens(&self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
-            .map(|t| t.trim_matches([' ', '\t']))
-            .filter(|t| !t.is_empty())
+    /// Writes the opening request into `out`, returns its length.
+    ///
+    /// RFC 6455: `GET` with `Host`, `Upgrade: websocket`, `Connection:
+    /// Upgrade`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version: 13`, `Origin` if
+    /// given, `Sec-WebSocket-Protocol` if any are offered. Hixie-76: the header
+    /// block (with `Origin: null` when `req.origin` is `None`, and only the
+    /// first of `req.protocols`) and the 8 key3 bytes.
+    pub fn write_request(&self, req: &ClientRequest<'_>, out: &mut [u8]) -> Result<usize, Error> {
+        match self {
+            Client::Rfc6455(key) => key.write_request(req, out),
+            Client::Hixie76(keys) => keys.write_request(req, out),
+        }
     }
 
-    /// Whether some header called `name` has `token` (ASCII case-insensitive)
-    /// in its comma list.
-    pub fn has_token(&self, name: &'a str, token: &str) -> bool {
-        self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
+    /// Parses and checks the server's answer to [`Client::write_request`]
+    /// (`input`: all bytes received so far; `max_len` caps the header block,
+    /// [`Error::HeaderTooLarge`]). Both protocols: status 101, `Upgrade:
+    /// websocket` and `Connection: upgrade`. RFC 6455: the
+    /// `Sec-WebSocket-Accept` for our key. Hixie-76: `Sec-WebSocket-Origin` and
+    /// `Sec-WebSocket-Location` matching the request, and the 16 challenge
+    /// bytes after the header block.
+    pub fn parse_response<'a>(
+        &self,
+        req: &ClientRequest<'_>,
+        input: &'a [u8],
+        max_len: usize,
+    ) -> Result<Parse<Response<'a>>, Error> {
+        match self {
+            Client::Rfc6455(key) => key.parse_response(req, input, max_len),
+            Client::Hixie76(keys) => keys.parse_response(req, input, max_len),
+        }
     }
 }
 
@@ -151,17 +197,6 @@ pub fn parse_head(input: &[u8], max_len: usize) -> Result<Parse<RequestHead<'_>>
     })
 }
 
-/// Finds the end of the header block: `Ok(Some(n))` with `n` just past
-/// `\r\n\r\n`, `Ok(None)` if more bytes are needed.
-pub(crate) fn find_end(input: &[u8], max_len: usize) -> Result<Option<usize>, Error> {
-    match input.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(p) if p + 4 <= max_len => Ok(Some(p + 4)),
-        Some(_) => Err(Error::HeaderTooLarge),
-        None if input.len() >= max_len => Err(Error::HeaderTooLarge),
-        None => Ok(None),
-    }
-}
-
 /// The part of checking a server's answer that both protocols share: a complete
 /// header block (else `Ok(None)`), status 101, and `Upgrade: websocket` and
 /// `Connection: upgrade` as tokens in any case (servers send comma lists such
@@ -226,147 +261,6 @@ pub(crate) fn parse_upgrade_request(
     }))
 }
 
-/// Splits a complete header block (ending in `\r\n\r\n`) into its start line
-/// and checked header lines.
-pub(crate) fn split_head(head: &[u8]) -> Result<(&str, Headers<'_>), Error> {
-    let text = core::str::from_utf8(head).map_err(|_| Error::Malformed)?;
-    let text = text.strip_suffix("\r\n\r\n").ok_or(Error::Malformed)?;
-    let (start, block) = text.split_once("\r\n").unwrap_or((text, ""));
-    for line in block.split("\r\n") {
-        if line.is_empty() && block.is_empty() {
-            continue;
-        }
-        let (name, _) = line.split_once(':').ok_or(Error::Malformed)?;
-        if name.is_empty() || name.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-            return Err(Error::Malformed);
-        }
-    }
-    Ok((start, Headers { block }))
-}
-
-/// Parses `GET /path HTTP/1.1` into the path.
-pub(crate) fn parse_request_line(line: &str) -> Result<&str, Error> {
-    let mut parts = line.split(' ');
-    let method = parts.next().ok_or(Error::Malformed)?;
-    let path = parts.next().ok_or(Error::Malformed)?;
-    let version = parts.next().ok_or(Error::Malformed)?;
-    if parts.next().is_some() || path.is_empty() {
-        return Err(Error::Malformed);
-    }
-    if method != "GET" {
-        return Err(Error::BadMethod);
-    }
-    check_version(version)?;
-    Ok(path)
-}
-
-fn check_version(v: &str) -> Result<(), Error> {
-    let v = v.strip_prefix("HTTP/").ok_or(Error::Malformed)?;
-    let (maj, min) = v.split_once('.').ok_or(Error::Malformed)?;
-    let maj = parse_u32(maj).ok_or(Error::Malformed)?;
-    let min = parse_u32(min).ok_or(Error::Malformed)?;
-    if maj > 1 || (maj == 1 && min >= 1) {
-        Ok(())
-    } else {
-        Err(Error::BadHttpVersion)
-    }
-}
-
-fn parse_u32(s: &str) -> Option<u32> {
-    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(s.bytes().fold(0, |acc, b| acc * 10 + u32::from(b - b'0')))
-}
-
-/// Parses `HTTP/1.1 101 Reason` into the status code.
-pub(crate) fn parse_status_line(line: &str) -> Result<u16, Error> {
-    let mut parts = line.splitn(3, ' ');
-    let version = parts.next().ok_or(Error::Malformed)?;
-    let code = parts.next().ok_or(Error::Malformed)?;
-    check_version(version)?;
-    if code.len() != 3 {
-        return Err(Error::Malformed);
-    }
-    parse_u32(code).map(|c| c as u16).ok_or(Error::Malformed)
-}
-
-/// Bounded writer into a caller buffer.
-pub(crate) struct Out<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
-
-impl<'a> Out<'a> {
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
-        Out { buf, pos: 0 }
-    }
-
-    pub(crate) fn put(&mut self, bytes: &[u8]) -> Result<&mut Self, Error> {
-        let end = self
-            .pos
-            .checked_add(bytes.len())
-            .ok_or(Error::BufferTooSmall)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(Error::BufferTooSmall)?
-            .copy_from_slice(bytes);
-        self.pos = end;
-        Ok(self)
-    }
-
-    pub(crate) fn s(&mut self, s: &str) -> Result<&mut Self, Error> {
-        self.put(s.as_bytes())
-    }
-
-    /// Writes `name: value\r\n`.
-    pub(crate) fn header(&mut self, name: &str, value: &[u8]) -> Result<&mut Self, Error> {
-        self.s(name)?.s(": ")?.put(value)?.s("\r\n")
-    }
-
-    pub(crate) fn dec(&mut self, mut n: u32) -> Result<&mut Self, Error> {
-        let mut tmp = [0u8; 10];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.put(&tmp[i..])
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.pos
-    }
-}
-
-/// Checks a header value the caller asked us to send: no CR/LF injection.
-pub(crate) fn check_value(v: &str) -> Result<&str, Error> {
-    if v.bytes().any(|b| b == b'\r' || b == b'\n') {
-        Err(Error::InvalidState)
-    } else {
-        Ok(v)
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
-}
-
 /// Writes a complete non-upgrade HTTP/1.1 response for refusing a handshake
 /// (e.g. 403 for a refused Origin, 404 for an unknown path): status line,
 /// `Content-Length: 0`, `Connection: close`, plus `Sec-WebSocket-Version: 13`
@@ -402,47 +296,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn headers_and_tokens() {
-        let head = b"GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nX-A:  b \r\nconnection: foo\r\n\r\n";
-        let (start, h) = split_head(head).unwrap();
-        assert_eq!(start, "GET / HTTP/1.1");
-        assert_eq!(h.get("x-a"), Some("b"));
-        assert!(h.has_token("CONNECTION", "upgrade"));
-        assert!(h.has_token("Connection", "FOO"));
-        assert!(!h.has_token("Connection", "close"));
-        assert_eq!(h.get("missing"), None);
-    }
-
-    #[test]
-    fn malformed() {
-        assert_eq!(
-            split_head(b"GET / HTTP/1.1\r\nnocolon\r\n\r\n"),
-            Err(Error::Malformed)
-        );
-        assert_eq!(
-            split_head(b"GET / HTTP/1.1\r\n: v\r\n\r\n"),
-            Err(Error::Malformed)
-        );
-        assert_eq!(
-            split_head(b"GET / HTTP/1.1\r\nbad name: v\r\n\r\n"),
-            Err(Error::Malformed)
-        );
-        assert_eq!(
-            split_head(b"GET / HTTP/1.1\r\nA: \xff\r\n\r\n"),
-            Err(Error::Malformed)
-        );
-        assert_eq!(
-            parse_request_line("GET / HTTP/1.0"),
-            Err(Error::BadHttpVersion)
-        );
-        assert_eq!(parse_request_line("POST / HTTP/1.1"), Err(Error::BadMethod));
-        assert_eq!(parse_request_line("GET /  HTTP/1.1"), Err(Error::Malformed));
-        assert_eq!(parse_request_line("GET / FTP/1.1"), Err(Error::Malformed));
-        assert_eq!(parse_status_line("HTTP/1.1 1010 x"), Err(Error::Malformed));
-        assert_eq!(parse_status_line("HTTP/1.1 101"), Ok(101));
-    }
-
-    #[test]
     fn request_head() {
         let req = b"POST /a?b=c HTTP/1.1\r\nHost: x\r\n\r\nbody";
         let Ok(Parse::Done { value, consumed }) = parse_head(req, 100) else {
@@ -473,20 +326,6 @@ mod tests {
             parse_head(b"GET / HTTP/1.1\r\n", 100),
             Ok(Parse::Incomplete)
         );
-    }
-
-    #[test]
-    fn limits() {
-        assert_eq!(find_end(b"GET / HTTP/1.1\r\n", 100), Ok(None));
-        assert_eq!(
-            find_end(b"GET / HTTP/1.1\r\n", 10),
-            Err(Error::HeaderTooLarge)
-        );
-        assert_eq!(
-            find_end(b"GET / HTTP/1.1\r\n\r\n", 17),
-            Err(Error::HeaderTooLarge)
-        );
-        assert_eq!(find_end(b"GET / HTTP/1.1\r\n\r\nxx", 18), Ok(Some(18)));
     }
 
     #[test]

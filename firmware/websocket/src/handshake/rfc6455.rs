@@ -1,15 +1,16 @@
 //! RFC 6455 opening handshake (section 4), client and server.
 //!
-//! Client: [`Client::new`] draws the 16-byte nonce, [`Client::write_request`]
-//! writes the GET, [`Client::parse_response`] checks the 101 answer.
+//! Client (used through [`super::Client`]): [`ClientKey::new`] draws the
+//! 16-byte nonce; the request is a GET with it, and the 101 answer must carry
+//! its `Sec-WebSocket-Accept`.
 //!
 //! Server: [`parse_request`] validates the GET and exposes what the server
 //! decides on (path, Origin, offered subprotocols); then [`write_accept`], or
 //! [`write_reject`](super::write_reject) / [`write_error_response`](super::write_error_response).
 
+use super::http::{check_value, Headers, Out};
 use super::{
-    check_value, parse_upgrade_request, parse_upgrade_response, ClientRequest, Headers, Out, Parse,
-    UpgradeRequest,
+    parse_upgrade_request, parse_upgrade_response, ClientRequest, Parse, Response, UpgradeRequest,
 };
 use crate::{base64, Error, Rng};
 use sha1::{Digest, Sha1};
@@ -32,27 +33,18 @@ pub fn accept_key(key: &[u8]) -> [u8; 28] {
 
 /// Client side of the handshake: holds the nonce between request and response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Client {
+pub struct ClientKey {
     key: [u8; 24],
 }
 
-/// A checked 101 response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Response<'a> {
-    /// The subprotocol the server selected (one the client offered), if any.
-    pub protocol: Option<&'a str>,
-    /// All response headers.
-    pub headers: Headers<'a>,
-}
-
-impl Client {
+impl ClientKey {
     /// Draws a fresh random 16-byte key.
     pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
         let mut nonce = [0u8; 16];
         rng.fill(&mut nonce);
         let mut key = [0u8; 24];
         let _ = base64::encode(&nonce, &mut key);
-        Client { key }
+        ClientKey { key }
     }
 
     /// The `Sec-WebSocket-Key` value (base64, 24 bytes).
@@ -65,7 +57,11 @@ impl Client {
     /// `Host`, `Upgrade: websocket`, `Connection: Upgrade`,
     /// `Sec-WebSocket-Key`, `Sec-WebSocket-Version: 13`, `Origin` if given,
     /// `Sec-WebSocket-Protocol` if any are offered.
-    pub fn write_request(&self, req: &ClientRequest<'_>, out: &mut [u8]) -> Result<usize, Error> {
+    pub(super) fn write_request(
+        &self,
+        req: &ClientRequest<'_>,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let mut o = Out::new(out);
         o.s("GET ")?
             .s(check_value(req.path)?)?
@@ -96,7 +92,7 @@ impl Client {
     /// key, and a selected subprotocol (if any) among `req.protocols`.
     ///
     /// `max_len` caps the header block ([`Error::HeaderTooLarge`]).
-    pub fn parse_response<'a>(
+    pub(super) fn parse_response<'a>(
         &self,
         req: &ClientRequest<'_>,
         input: &'a [u8],
@@ -248,7 +244,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let client = Client::new(&mut Fixed(0));
+        let client = ClientKey::new(&mut Fixed(0));
         let mut buf = [0u8; 512];
         let n = client.write_request(&REQ, &mut buf).unwrap();
         for i in 0..n {
@@ -352,7 +348,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     #[test]
     fn response_errors() {
-        let client = Client::new(&mut Fixed(7));
+        let client = ClientKey::new(&mut Fixed(7));
         let accept = accept_key(client.key());
         let accept = core::str::from_utf8(&accept).unwrap();
         let check = |status: &str, up: &str, conn: &str, acc: &str, proto: &str| {
@@ -425,7 +421,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     #[test]
     fn write_errors() {
-        let client = Client::new(&mut Fixed(0));
+        let client = ClientKey::new(&mut Fixed(0));
         let mut buf = [0u8; 64];
         assert_eq!(
             client.write_request(&REQ, &mut buf),

@@ -4,9 +4,9 @@
 use cortex_m_rt::{exception, ExceptionFrame};
 use firmware::text::Line;
 
-use crate::log::log;
+use super::log::log;
 
-use crate::exit::{exit, ExitCode};
+use super::exit::{exit, ExitCode};
 
 /// System Control Block fault status registers (ARMv7-M ARM, B3.2.15-B3.2.18).
 const CFSR: *const u32 = 0xE000_ED28 as *const u32;

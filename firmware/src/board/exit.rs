@@ -44,7 +44,7 @@ pub fn exit(code: u8) -> ! {
         syscall1(SYS_EXIT_EXTENDED, block.as_ptr() as usize);
     }
     // Only reached without a debugger or emulator that implements semihosting.
-    crate::log::print("exit: semihosting did not stop the program\n");
+    super::log::print("exit: semihosting did not stop the program\n");
     loop {
         cortex_m::asm::wfi();
     }

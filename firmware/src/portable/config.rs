@@ -3,6 +3,8 @@
 //! Every malformed or unknown option is an error with a message naming it; the
 //! firmware prints it with the usage text and exits with [`USAGE_EXIT_CODE`].
 
+use websocket::Protocol;
+
 use crate::cmdline::Args;
 
 /// The usage text printed by `--help` and after an argument error.
@@ -44,12 +46,6 @@ const VALUE_OPTIONS: [&str; 13] = [
 
 /// Exit status for a bad command line.
 pub const USAGE_EXIT_CODE: u8 = 2;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Rfc6455,
-    Hixie76,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crash {

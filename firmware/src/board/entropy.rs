@@ -12,7 +12,7 @@ use cortex_m_semihosting::{nr, syscall1};
 
 use firmware::prng::SplitMix64;
 
-use crate::clock;
+use super::clock;
 
 /// SYS_ELAPSED: ticks since execution started, written as two words.
 const SYS_ELAPSED: usize = 0x30;

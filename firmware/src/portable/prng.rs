@@ -1,6 +1,6 @@
 //! The PRNG behind WebSocket masking keys, hixie-76 keys and smoltcp's seed:
 //! SplitMix64 (Steele, Lea and Flood 2014), fed with whatever entropy the board
-//! offers (see the binary's `rng` module). Fast, tiny and well distributed, but
+//! offers (see the binary's `board::entropy` module). Fast, tiny and well distributed, but
 //! NOT cryptographic: its output reveals its state.
 
 /// A SplitMix64 generator that entropy can be stirred into at any time.

@@ -1,8 +1,19 @@
 //! The tutorial app's shared behaviour: the reply to a message is its
 //! reverse, like Python's `message[::-1]` (text by Unicode code point,
-//! binary by byte).
+//! binary by byte). The firmware's client checks replies with
+//! [`ReplyChecker`]; host-bridge's server, the bench and the fuzz targets
+//! reverse with [`reverse`].
+//!
+//! App behaviour, not protocol: it lives beside the `websocket` crate, not in
+//! it. `no_std`, no allocation, no `unsafe`.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
-use crate::frame::MessageKind;
+#[cfg(test)]
+extern crate std;
+
+pub use websocket::MessageKind;
 
 fn is_cont(b: u8) -> bool {
     b & 0xC0 == 0x80
@@ -54,7 +65,7 @@ pub fn reverse(kind: MessageKind, buf: &mut [u8]) {
 /// the reverse of the message sent.
 ///
 /// ```
-/// use websocket::{frame::MessageKind, reverse::ReplyChecker};
+/// use reverse_echo::{MessageKind, ReplyChecker};
 /// let mut c = ReplyChecker::new(MessageKind::Text, "añb".as_bytes());
 /// c.feed(b"b\xc3");
 /// c.feed(b"\xb1a");
