@@ -274,20 +274,13 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) {
         }
         Routed::Upgrade { protocol, consumed } => {
             buf.drain(..consumed);
-            info!("new connection from {peer} ({})", proto_name(protocol));
+            info!("new connection from {peer} ({})", protocol.name());
             let code = run_connection(&mut stream, peer, protocol, buf, shared).await;
             match code {
                 Some(c) => info!("connection closed: {peer} ({c})"),
                 None => info!("connection closed: {peer}"),
             }
         }
-    }
-}
-
-fn proto_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Rfc6455 => "rfc6455",
-        Protocol::Hixie76 => "hixie-76",
     }
 }
 
@@ -335,7 +328,7 @@ async fn route(
         Ok(None) => return None,
         Ok(Some(request)) => request,
         Err(e) => {
-            debug!("{peer}: bad {} handshake: {e}", proto_name(protocol));
+            debug!("{peer}: bad {} handshake: {e}", protocol.name());
             return Some(Routed::Refused(e.http_status().unwrap_or(400)));
         }
     };
