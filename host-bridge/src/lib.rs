@@ -7,6 +7,7 @@
 //! * [`bridge`]: namespace + tap + relay to QEMU's `-netdev dgram` socket.
 //! * [`relay`] and [`impair`]: frame relay with seeded impairment and pcap.
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
+//! * [`run`]: `host-bridge run` as a library call: server, bridge and QEMU boot.
 
 //!
 //! # The command line (clap, derive)
@@ -38,4 +39,5 @@ pub mod impair;
 pub mod netns;
 pub mod qemu;
 pub mod relay;
+pub mod run;
 pub mod server;
