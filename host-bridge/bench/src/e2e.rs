@@ -429,23 +429,12 @@ fn start_in_ns(spec: &ServerSpec, log: &Path) -> Result<servers::Running> {
         .context("no --listen port")?;
     let ns = spec.argv.get(3).cloned().context("no namespace")?;
     let running = servers::spawn(spec, log, port)?;
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
+    servers::wait_listening(running, spec, log, || {
         let out = Command::new("ip")
             .args(["netns", "exec", &ns, "ss", "-Hltn"])
             .output()?;
-        if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
-            return Ok(running);
-        }
-        if Instant::now() > until {
-            bail!(
-                "{} did not listen within 15 s (log {})",
-                spec.name,
-                log.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        Ok(String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")))
+    })
 }
 
 fn measure_network(

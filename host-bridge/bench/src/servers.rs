@@ -177,11 +177,24 @@ pub fn start(spec: &ServerSpec, log: &Path) -> Result<Running> {
 
 /// Starts `spec` on 127.0.0.1:`port` and waits until it accepts connections.
 pub fn start_at(spec: &ServerSpec, log: &Path, port: u16) -> Result<Running> {
-    let mut running = spawn(spec, log, port)?;
+    let running = spawn(spec, log, port)?;
     let addr = running.addr;
+    wait_listening(running, spec, log, || {
+        Ok(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
+    })
+}
+
+/// Waits up to 15 s for `listening` to say that the started server listens;
+/// fails early if it exits first.
+pub fn wait_listening(
+    mut running: Running,
+    spec: &ServerSpec,
+    log: &Path,
+    mut listening: impl FnMut() -> Result<bool>,
+) -> Result<Running> {
     let until = Instant::now() + Duration::from_secs(15);
     loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if listening()? {
             return Ok(running);
         }
         if let Some(status) = running.child.try_wait()? {
@@ -193,8 +206,9 @@ pub fn start_at(spec: &ServerSpec, log: &Path, port: u16) -> Result<Running> {
         }
         if Instant::now() > until {
             bail!(
-                "{} did not listen on {addr} within 15 s (log: {})",
+                "{} did not listen on {} within 15 s (log: {})",
                 spec.name,
+                running.addr,
                 log.display()
             );
         }
