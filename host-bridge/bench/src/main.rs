@@ -19,6 +19,7 @@ mod micro;
 mod procfs;
 mod report;
 mod servers;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -12,6 +12,7 @@ use crate::e2e::E2eData;
 use crate::footprint::{self, Footprint, PARTS};
 use crate::grid::GridData;
 use crate::load::LoadResult;
+use crate::stats::median;
 
 /// One figure of a run.
 type Metric = fn(&LoadResult) -> Option<f64>;
@@ -23,20 +24,6 @@ const TORNADO: &str = "tornado";
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-pub fn median(v: &[f64]) -> Option<f64> {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return None;
-    }
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    Some(if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    })
 }
 
 fn size_label(s: usize) -> String {
