@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use host_bridge::bridge::{Bridge, BridgeConfig};
+use host_bridge::bridge::{Bridge, BridgeConfig, RouteTuning};
 use host_bridge::impair::Impairment;
 use host_bridge::netns;
 use host_bridge::qemu::{self, Qemu, QemuRun};
@@ -191,6 +191,13 @@ struct BridgeArgs {
     /// Write every frame that crossed the relay to this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// Minimum retransmission timeout of the host's TCP towards the guest, in ms
+    /// (the route's `rto_min`); 0 keeps the kernel's 200 ms.
+    #[arg(long, default_value_t = host_bridge::bridge::DEFAULT_RTO_MIN_MS)]
+    rto_min_ms: u32,
+    /// Let the host's TCP delay its ACKs to the guest (no `quickack` on the route).
+    #[arg(long)]
+    delayed_acks: bool,
 }
 
 impl BridgeArgs {
@@ -205,6 +212,10 @@ impl BridgeArgs {
                 pcap: self.pcap.clone(),
             },
             dhcp: self.dhcp,
+            route: RouteTuning {
+                rto_min_ms: (self.rto_min_ms > 0).then_some(self.rto_min_ms),
+                quickack: !self.delayed_acks,
+            },
             ..BridgeConfig::default()
         }
     }
