@@ -9,16 +9,16 @@
 //! * `after`: the project's image (20 ms floor) and `host-bridge run`'s defaults (the
 //!   route's `rto_min 20ms quickack 1`).
 //!
-//! Echoes/s: the firmware logs each echo's round trip on its own clock (`received N
-//! after X ms`, send to checked echo); echoes/s is N over their sum, so boot, DHCP and
-//! the handshake are left out.
+//! Echoes/s, from the capture: the N messages over the time from the first message's
+//! request crossing the relay to the last echo's crossing (boot and the handshake left
+//! out; microsecond stamps, where the firmware's own log counts whole milliseconds).
 //!
 //! The cost of a lost frame, from the capture (the relay writes a frame when it leaves
-//! for its destination, so lost frames are not in it): the TCP segments that carry new
-//! data alternate between the board's requests and the server's replies. A reply that
-//! crosses long after its request means a lost frame on the host's side (Linux resent
-//! it); a request that crosses long after the reply before it, one on the board's side
-//! (smoltcp resent it). Gaps above [`STALL_MS`] are counted as such recoveries, and
+//! for its destination, so lost frames are not in it): every message is one TCP segment
+//! each way, so the segments that carry new data are the board's requests and the
+//! server's replies, in pairs. A reply that crosses long after its request means a lost
+//! frame on the host's side (Linux resent it); a request that crosses long after the
+//! reply before it, one on the board's side (smoltcp resent it). Gaps above [`STALL_MS`] are counted as such recoveries, and
 //! their lengths are what those losses cost. A clean gap is about a millisecond.
 
 use std::path::{Path, PathBuf};
@@ -203,20 +203,20 @@ fn one_run(
         .context("run host-bridge")?;
     let wall_s = started.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let rtts = echo_times_ms(&stdout);
-    let sum: u64 = rtts.iter().map(|&x| u64::from(x)).sum();
-    let (board, host) = match std::fs::read(pcap) {
-        Ok(bytes) => stalls(&bytes)?,
+    let echoes = echo_times_ms(&stdout).len();
+    let cap = match std::fs::read(pcap) {
+        Ok(bytes) => analyse(&bytes)?,
         Err(e) => bail!("read {}: {e}", pcap.display()),
     };
     Ok(ImpairedRun {
         status: out.status.code(),
-        echoes: rtts.len() as u32,
-        echoes_per_s: (sum > 0 && rtts.len() == count as usize)
-            .then(|| rtts.len() as f64 / (sum as f64 / 1000.0)),
+        echoes: echoes as u32,
+        echoes_per_s: (echoes == count as usize)
+            .then(|| cap.echoes_per_s(count as usize))
+            .flatten(),
         wall_s,
-        board_stalls_ms: board,
-        host_stalls_ms: host,
+        board_stalls_ms: cap.board_stalls_ms,
+        host_stalls_ms: cap.host_stalls_ms,
         error: (out.status.code() != Some(0)).then(|| {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(3).collect();
@@ -238,12 +238,36 @@ pub fn echo_times_ms(stdout: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The gaps above [`STALL_MS`] in the capture: (board's side, host's side), ms.
-pub fn stalls(pcap: &[u8]) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut board = Vec::new();
-    let mut host = Vec::new();
-    // The first crossing of each burst of new data: (time in s, from the guest).
-    let mut last: Option<(f64, bool)> = None;
+/// What one run's capture says.
+#[derive(Debug, Default)]
+pub struct Capture {
+    /// When each segment of new data from the board crossed, s: the opening
+    /// handshake's request, then one per message (64 B fit one segment), then the close.
+    pub requests: Vec<f64>,
+    /// The same from the host: the 101, one echo per message, the close.
+    pub replies: Vec<f64>,
+    /// Gaps above [`STALL_MS`] before a request (the board resent it), ms.
+    pub board_stalls_ms: Vec<f64>,
+    /// Gaps above [`STALL_MS`] before a reply (the host resent it), ms.
+    pub host_stalls_ms: Vec<f64>,
+}
+
+impl Capture {
+    /// `n` messages over the time from the first message's request (after the
+    /// handshake's) to the `n`th reply after the handshake's.
+    pub fn echoes_per_s(&self, n: usize) -> Option<f64> {
+        let first = *self.requests.get(1)?;
+        let last = *self.replies.get(n)?;
+        (last > first).then(|| n as f64 / (last - first))
+    }
+}
+
+/// The requests, replies and stalls in a capture. Request i and reply i are paired
+/// by their index, not by their order in the file: the relay stamps a frame after
+/// sending it, so a reply and the request it caused can be written the wrong way
+/// round (by a fraction of a millisecond).
+pub fn analyse(pcap: &[u8]) -> Result<Capture> {
+    let mut cap = Capture::default();
     let mut max_end: [Option<u32>; 2] = [None, None];
     for (t, frame) in pcap_frames(pcap)? {
         let Some(seg) = tcp_segment(frame) else {
@@ -256,29 +280,32 @@ pub fn stalls(pcap: &[u8]) -> Result<(Vec<f64>, Vec<f64>)> {
         let end = seg.seq.wrapping_add(seg.payload_len);
         let slot = &mut max_end[usize::from(from_guest)];
         // New data: its end is past everything that crossed this way before (a
-        // segment seen again, or a part of one, is a duplicate, not progress).
-        let new = slot.is_none_or(|m| (end.wrapping_sub(m) as i32) > 0);
-        if !new {
+        // segment seen again is a duplicate or a needless resend, not progress).
+        if slot.is_some_and(|m| (end.wrapping_sub(m) as i32) <= 0) {
             continue;
         }
         *slot = Some(end);
-        match last {
-            Some((_, dir)) if dir == from_guest => {} // more of the same burst
-            Some((t0, _)) => {
-                let gap_ms = (t - t0) * 1000.0;
-                if gap_ms > STALL_MS {
-                    if from_guest {
-                        board.push(gap_ms);
-                    } else {
-                        host.push(gap_ms);
-                    }
-                }
-                last = Some((t, from_guest));
-            }
-            None => last = Some((t, from_guest)),
+        if from_guest {
+            cap.requests.push(t);
+        } else {
+            cap.replies.push(t);
         }
     }
-    Ok((board, host))
+    for (i, &reply) in cap.replies.iter().enumerate() {
+        if let Some(&request) = cap.requests.get(i) {
+            let gap_ms = (reply - request) * 1000.0;
+            if gap_ms > STALL_MS {
+                cap.host_stalls_ms.push(gap_ms);
+            }
+        }
+        if let Some(&next) = cap.requests.get(i + 1) {
+            let gap_ms = (next - reply) * 1000.0;
+            if gap_ms > STALL_MS {
+                cap.board_stalls_ms.push(gap_ms);
+            }
+        }
+    }
+    Ok(cap)
 }
 
 struct Segment {
@@ -396,13 +423,18 @@ mod tests {
             (1.030, frame(g, 110, 10)), // request 2, 29 ms after the reply: resent by the board
             (1.031, frame(g, 110, 10)), // the same again: a duplicate, ignored
             (1.250, frame(host_ip, 510, 10)), // reply 2, 220 ms late: resent by the host
-            (1.251, frame(g, 120, 10)), // request 3, on time
-            (1.252, frame(host_ip, 520, 10)),
+            (1.252, frame(host_ip, 520, 10)), // reply 3, written first
+            (1.251, frame(g, 120, 10)), // request 3 (stamps follow sending)
         ];
-        let (board, host) = stalls(&pcap(&frames)).expect("parse");
+        let cap = analyse(&pcap(&frames)).expect("parse");
+        let (board, host) = (&cap.board_stalls_ms, &cap.host_stalls_ms);
         assert_eq!(board.len(), 1, "{board:?}");
         assert!((board[0] - 29.0).abs() < 0.01, "{board:?}");
         assert_eq!(host.len(), 1, "{host:?}");
         assert!((host[0] - 220.0).abs() < 0.01, "{host:?}");
+        assert_eq!((cap.requests.len(), cap.replies.len()), (3, 3));
+        // Request 1 is the handshake's: 2 messages from 1.030 to 1.252 s.
+        let eps = cap.echoes_per_s(2).expect("rate");
+        assert!((eps - 2.0 / 0.222).abs() < 0.01, "{eps}");
     }
 }

@@ -803,8 +803,8 @@ fn impaired_section(md: &mut String, d: &ImpairedData) -> Result<()> {
         "`bash ci/bench.sh impaired` (`bench impaired`, `host-bridge/bench/src/impaired.rs`), \
          {}; {}. `host-bridge run --impair loss=P% --seed S -- --count {} --message M` (64 B), \
          seeds {}, the two variants side by side cell by cell; figures are medians over the \
-         seeds. Echoes/s is N over the sum of the round trips the firmware logs (boot and \
-         handshake left out).\n",
+         seeds. Echoes/s is N over the time from the first message crossing the relay to the \
+         last echo, from the capture (boot and handshake left out).\n",
         d.started_utc,
         d.host,
         d.count,
