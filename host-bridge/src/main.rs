@@ -195,26 +195,42 @@ struct BridgeArgs {
     /// (the route's `rto_min`); 0 keeps the kernel's 200 ms.
     #[arg(long, default_value_t = host_bridge::bridge::DEFAULT_RTO_MIN_MS)]
     rto_min_ms: u32,
-    /// Let the host's TCP delay its ACKs to the guest (no `quickack` on the route).
-    #[arg(long)]
-    delayed_acks: bool,
+    /// `quickack` on the route to the guest (the host ACKs every segment at once):
+    /// `auto` sets it when the wire is impaired, where it pays; on a clean wire it
+    /// only adds a frame per message.
+    #[arg(long, value_enum, default_value_t = Quickack::Auto)]
+    quickack: Quickack,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Quickack {
+    Auto,
+    On,
+    Off,
 }
 
 impl BridgeArgs {
     fn config(&self) -> BridgeConfig {
+        let to_guest = self.impair_to_guest.unwrap_or(self.impair);
+        let to_host = self.impair_to_host.unwrap_or(self.impair);
+        let quickack = match self.quickack {
+            Quickack::Auto => !(to_guest.is_none() && to_host.is_none()),
+            Quickack::On => true,
+            Quickack::Off => false,
+        };
         BridgeConfig {
             host_ip: self.host_ip,
             guest_ip: self.guest_ip,
             relay: RelayConfig {
                 seed: self.seed,
-                to_guest: self.impair_to_guest.unwrap_or(self.impair),
-                to_host: self.impair_to_host.unwrap_or(self.impair),
+                to_guest,
+                to_host,
                 pcap: self.pcap.clone(),
             },
             dhcp: self.dhcp,
             route: RouteTuning {
                 rto_min_ms: (self.rto_min_ms > 0).then_some(self.rto_min_ms),
-                quickack: !self.delayed_acks,
+                quickack,
             },
             ..BridgeConfig::default()
         }
