@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use host_bridge::bridge::{Bridge, BridgeConfig};
+use host_bridge::bridge::{Bridge, BridgeConfig, RouteTuning};
 use host_bridge::impair::Impairment;
 use host_bridge::netns;
 use host_bridge::relay::RelayConfig;
@@ -209,20 +209,47 @@ struct BridgeArgs {
     /// Write every frame that crossed the relay to this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// Minimum retransmission timeout of the host's TCP towards the guest, in ms
+    /// (the route's `rto_min`); 0 keeps the kernel's 200 ms.
+    #[arg(long, default_value_t = host_bridge::bridge::DEFAULT_RTO_MIN_MS)]
+    rto_min_ms: u32,
+    /// `quickack` on the route to the guest (the host ACKs every segment at once):
+    /// `auto` sets it when the wire is impaired, where it pays; on a clean wire it
+    /// only adds a frame per message.
+    #[arg(long, value_enum, default_value_t = Quickack::Auto)]
+    quickack: Quickack,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Quickack {
+    Auto,
+    On,
+    Off,
 }
 
 impl BridgeArgs {
     fn config(&self) -> BridgeConfig {
+        let to_guest = self.impair_to_guest.unwrap_or(self.impair);
+        let to_host = self.impair_to_host.unwrap_or(self.impair);
+        let quickack = match self.quickack {
+            Quickack::Auto => !(to_guest.is_none() && to_host.is_none()),
+            Quickack::On => true,
+            Quickack::Off => false,
+        };
         BridgeConfig {
             host_ip: self.host_ip,
             guest_ip: self.guest_ip,
             relay: RelayConfig {
                 seed: self.seed,
-                to_guest: self.impair_to_guest.unwrap_or(self.impair),
-                to_host: self.impair_to_host.unwrap_or(self.impair),
+                to_guest,
+                to_host,
                 pcap: self.pcap.clone(),
             },
             dhcp: self.dhcp,
+            route: RouteTuning {
+                rto_min_ms: (self.rto_min_ms > 0).then_some(self.rto_min_ms),
+                quickack,
+            },
             ..BridgeConfig::default()
         }
     }
