@@ -125,7 +125,7 @@ fn echo_times_ms(stdout: &str) -> Vec<u32> {
 
 /// Issue 17: the board's TCP resends a lost frame after tens of milliseconds, not
 /// RFC 6298's 1 s. smoltcp 0.14 has no knob for its minimum RTO: this is the check
-/// that the patched copy (firmware/patches/smoltcp/PATCHED.md) and its setting in
+/// that the patched copy (firmware/vendor/smoltcp/PATCHED.md) and its setting in
 /// .cargo/config.toml are in effect. Only the board's frames are lost, so every
 /// stall is the board's own retransmission timer; with a 1 s floor each one costs at
 /// least 1000 ms (checked: an image built with SMOLTCP_RTTE_MIN_RTO=1000 fails here).

@@ -166,6 +166,7 @@ pub mod config {
     pub const RPL_PARENTS_BUFFER_COUNT: usize = 8;
     pub const IPV6_HBH_MAX_OPTIONS: usize = 4;
     pub const RTTE_MIN_RTO: usize = 1000; // Patched (see PATCHED.md).
+    pub const RTTE_INITIAL_RTO: usize = 1000; // Patched (see PATCHED.md).
 }
 
 #[cfg(not(test))]

@@ -141,7 +141,8 @@ impl fmt::Display for State {
 /// RFC 6298: (2.1) Until a round-trip time (RTT) measurement has been made for a
 /// segment sent between the sender and receiver, the sender SHOULD
 /// set RTO <- 1 second,
-const RTTE_INITIAL_RTO: u32 = 1000;
+// Patched (see PATCHED.md): 1 second unless the build sets SMOLTCP_RTTE_INITIAL_RTO (ms).
+const RTTE_INITIAL_RTO: u32 = crate::config::RTTE_INITIAL_RTO as u32;
 
 // Minimum "safety margin" for the RTO that kicks in when the
 // variance gets very low.
@@ -161,6 +162,7 @@ const RTTE_MAX_RTO: u32 = 60_000;
 
 // Patched: `clamp` panics if min > max; refuse such a build instead.
 const _: () = assert!(crate::config::RTTE_MIN_RTO <= RTTE_MAX_RTO as usize);
+const _: () = assert!(crate::config::RTTE_INITIAL_RTO <= RTTE_MAX_RTO as usize);
 
 #[derive(Debug, Clone, Copy)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
