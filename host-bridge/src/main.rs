@@ -26,8 +26,7 @@ use tokio_util::sync::CancellationToken;
         With no command (what `cargo run` at the repository's root starts): the tutorial. \
         Builds the firmware image (ci/cargo-firmware build) when it is missing or stale, \
         then runs `run -- FIRMWARE_ARGS`: the server, and the board under QEMU on the \
-        bridge (root) or QEMU's user network, with both logs.",
-    args_conflicts_with_subcommands = true
+        bridge (root) or QEMU's user network, with both logs."
 )]
 struct Cli {
     /// Log only warnings and errors (same as --log-level warn).
