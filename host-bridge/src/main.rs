@@ -345,6 +345,13 @@ fn say(line: std::fmt::Arguments) {
 /// No command: the tutorial is `run -- FIRMWARE_ARGS` with every default, on a
 /// freshly built image.
 fn tutorial(firmware_args: Vec<String>) -> Result<Cmd> {
+    // The firmware takes options only: a word first is a mistyped command.
+    if let Some(word) = firmware_args.first().filter(|a| !a.starts_with('-')) {
+        anyhow::bail!(
+            "no command `{word}` (see --help); with no command, the arguments go to the \
+             firmware: options such as --count 3"
+        );
+    }
     host_bridge::tutorial::build_image(&host_bridge::qemu::repo_root())?;
     let argv = ["host-bridge", "run", "--"].map(String::from);
     let cli = Cli::try_parse_from(argv.into_iter().chain(firmware_args))?;
