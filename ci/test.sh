@@ -16,7 +16,7 @@ step "format"
 cargo fmt --all --check
 
 step "lint scripts and the workflow"
-shellcheck -x ci/*.sh ci/cargo-firmware ci/qemu-run .ci/run
+shellcheck -x ci/*.sh ci/cargo-firmware ci/qemu-run .ci/run firmware/tools/rustc-gate firmware/tools/run-on-qemu
 target/ci-venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 step "firmware layers: imports point down"
@@ -33,6 +33,11 @@ else
     echo "(Debian's toolchain has no clippy: the image is built, and linted where rustup's target exists)"
 fi
 ci/cargo-firmware build
+if [ "$FW_TOOLCHAIN" = rustup ]; then
+    # What `cargo build` in firmware/ makes (its dev profile, firmware/.cargo/config.toml):
+    # built here, once, so that the front-door test's `cargo run` there boots at once.
+    (cd firmware && cargo build)
+fi
 
 step "tests"
 rm -f target/e2e/skipped.txt

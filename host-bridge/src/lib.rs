@@ -10,11 +10,14 @@
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
 //! * [`child`]: child processes (QEMU, dnsmasq) that die with us, even on SIGKILL.
 //! * [`run`]: `host-bridge run` as a library call: server, bridge and QEMU boot.
+//! * [`tutorial`]: no command (`cargo run` at the root): build the image, then `run`.
 
 //!
 //! # The command line (clap, derive)
 //!
 //! ```text
+//! host-bridge [--quiet] [--log-level FILTER] [--threads N] [FIRMWARE_ARGS]
+//!   (no command: the tutorial: ci/cargo-firmware build, then run -- FIRMWARE_ARGS)
 //! host-bridge [--quiet] [--log-level FILTER] [--threads N] <COMMAND>
 //!   serve   [--listen 127.0.0.1:8000] [SERVER FLAGS]
 //!   bridge  [--no-server] [BRIDGE FLAGS] [SERVER FLAGS] (root; prints FIRMWARE_NET=...)
@@ -49,3 +52,4 @@ pub mod qemu;
 pub mod relay;
 pub mod run;
 pub mod server;
+pub mod tutorial;

@@ -21,7 +21,12 @@ use tokio_util::sync::CancellationToken;
 #[command(
     name = "host-bridge",
     version,
-    about = "Reverse-echo WebSocket server and tap bridge for the emulated lm3s6965evb"
+    about = "Reverse-echo WebSocket server and tap bridge for the emulated lm3s6965evb",
+    long_about = "Reverse-echo WebSocket server and tap bridge for the emulated lm3s6965evb.\n\n\
+        With no command (what `cargo run` at the repository's root starts): the tutorial. \
+        Builds the firmware image (ci/cargo-firmware build) when it is missing or stale, \
+        then runs `run -- FIRMWARE_ARGS`: the server, and the board under QEMU on the \
+        bridge (root) or QEMU's user network, with both logs."
 )]
 struct Cli {
     /// Log only warnings and errors (same as --log-level warn).
@@ -36,7 +41,11 @@ struct Cli {
     #[arg(long, global = true)]
     threads: Option<usize>,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
+    /// With no command: the firmware's arguments for the tutorial, e.g.
+    /// `--proto hixie76 --count 3`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    firmware_args: Vec<String>,
 }
 
 fn default_threads() -> usize {
@@ -360,9 +369,29 @@ fn say(line: std::fmt::Arguments) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
+/// No command: the tutorial is `run -- FIRMWARE_ARGS` with every default, on a
+/// freshly built image.
+fn tutorial(firmware_args: Vec<String>) -> Result<Cmd> {
+    // The firmware takes options only: a word first is a mistyped command.
+    if let Some(word) = firmware_args.first().filter(|a| !a.starts_with('-')) {
+        anyhow::bail!(
+            "no command `{word}` (see --help); with no command, the arguments go to the \
+             firmware: options such as --count 3"
+        );
+    }
+    host_bridge::tutorial::build_image(&host_bridge::qemu::repo_root())?;
+    let argv = ["host-bridge", "run", "--"].map(String::from);
+    let cli = Cli::try_parse_from(argv.into_iter().chain(firmware_args))?;
+    cli.cmd.context("`run` parses as a command")
+}
+
 async fn run(cli: Cli) -> Result<u8> {
     let mut signals = StopSignals::new()?;
-    match cli.cmd {
+    let cmd = match cli.cmd {
+        Some(cmd) => cmd,
+        None => tutorial(cli.firmware_args)?,
+    };
+    match cmd {
         Cmd::Serve {
             listen,
             reuse_port,
