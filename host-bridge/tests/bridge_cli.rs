@@ -378,13 +378,7 @@ fn the_link_goes_down_on_schedule_and_on_sigusr1_and_comes_back() {
         return;
     }
     let mut child = Command::new(BIN)
-        .args([
-            "--quiet",
-            "bridge",
-            "--no-server",
-            "--impair",
-            "down=1500ms@0s",
-        ])
+        .args(["--quiet", "bridge", "--no-server", "--impair", "down=3s@0s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -440,12 +434,25 @@ fn the_link_goes_down_on_schedule_and_on_sigusr1_and_comes_back() {
     let sock = std::os::unix::net::UnixDatagram::bind(&local).expect("bind as QEMU would");
     let short = Duration::from_millis(500);
 
-    // Scheduled: down for the first 1.5 s after the bridge started.
-    assert!(started.elapsed() < Duration::from_millis(800), "slow start");
-    assert!(!arp_answered(&sock, &remote, short), "answered while down");
-    std::thread::sleep(Duration::from_millis(1600).saturating_sub(started.elapsed()));
+    // Scheduled: down for the first 3 s after the relay started, which lies between
+    // `started` and `ready`: so it is down at least until `started` + 3 s, and up
+    // again at the latest at `ready` + 3 s. The outage is that long so that a
+    // bridge slow to start on a busy machine still leaves room to see it.
+    let ready = Instant::now();
+    let window = Duration::from_secs(3).saturating_sub(started.elapsed());
     assert!(
-        arp_answered(&sock, &remote, Duration::from_secs(3)),
+        window > short,
+        "the bridge took {:?} to be ready: no time left to see the outage",
+        started.elapsed()
+    );
+    assert!(!arp_answered(&sock, &remote, short), "answered while down");
+    let back_by = ready + Duration::from_secs(3);
+    assert!(
+        arp_answered(
+            &sock,
+            &remote,
+            back_by.saturating_duration_since(Instant::now()) + Duration::from_secs(3)
+        ),
         "not answered after the outage"
     );
 
