@@ -29,9 +29,7 @@ source ci/toolchain.sh
 export PYTHON="$PWD/target/ci-venv/bin/python"
 
 # One build: the image, and every test binary (later runs find them fresh).
-ci/cargo-firmware build
-FIRMWARE_IMAGE=$(ci/cargo-firmware path)
-export FIRMWARE_IMAGE
+fw_build_test_images
 cargo nextest run --profile ci --workspace --no-run
 
 out=target/soak/$(date -u +%Y%m%dT%H%M%SZ)

@@ -32,18 +32,11 @@ if [ "$FW_TOOLCHAIN" = rustup ]; then
 else
     echo "(Debian's toolchain has no clippy: the image is built, and linted where rustup's target exists)"
 fi
-ci/cargo-firmware build
-if [ "$FW_TOOLCHAIN" = rustup ]; then
-    # What `cargo build` in firmware/ makes (its dev profile, firmware/.cargo/config.toml):
-    # built here, once, so that the front-door test's `cargo run` there boots at once.
-    (cd firmware && cargo build)
-fi
+fw_build_test_images
 
 step "tests"
 rm -f target/e2e/skipped.txt
-# The image just built is the one every end-to-end test boots (no test rebuilds it).
-FIRMWARE_IMAGE=$(ci/cargo-firmware path)
-export FIRMWARE_IMAGE
+# The image built above (FIRMWARE_IMAGE) is the one every end-to-end test boots.
 # One nextest run over the whole workspace: the firmware's host-testable library
 # (its image is a binary without tests), the protocol library, the reverse-echo
 # behaviour, host-bridge (unit, integration and end-to-end tests) and the bench's

@@ -61,3 +61,17 @@ fw_choose_toolchain() {
 
 FW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 fw_choose_toolchain
+
+# Builds what the tests boot: the CI image (profile `firmware`), exported as
+# FIRMWARE_IMAGE so that no test rebuilds it, and, where rustup's target exists, what
+# `cargo build` in firmware/ makes (its dev profile, firmware/.cargo/config.toml), so
+# that the front-door test's `cargo run` there boots at once. ci/test.sh and
+# ci/soak.sh both call it.
+fw_build_test_images() {
+    (cd "$FW_ROOT" && ci/cargo-firmware build)
+    if [ "$FW_TOOLCHAIN" = rustup ]; then
+        (cd "$FW_ROOT/firmware" && cargo build)
+    fi
+    FIRMWARE_IMAGE=$("$FW_ROOT/ci/cargo-firmware" path)
+    export FIRMWARE_IMAGE
+}
