@@ -100,6 +100,11 @@ enum Cmd {
         /// Seconds before QEMU is killed (FIRMWARE_TIMEOUT; exit status 124).
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Start QEMU halted, its gdb stub on 127.0.0.1:PORT (or on a unix
+        /// socket: a path), and print the `gdb-multiarch` command that attaches
+        /// (FIRMWARE_GDB). The timeout still runs: raise it to debug at leisure.
+        #[arg(long, value_name = "PORT|PATH")]
+        gdb: Option<String>,
         #[command(flatten)]
         bridge: BridgeArgs,
         #[command(flatten)]
@@ -410,6 +415,7 @@ async fn run(cli: Cli) -> Result<u8> {
             no_auto_args,
             mac,
             timeout,
+            gdb,
             bridge,
             server,
             firmware_args,
@@ -424,6 +430,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 port: bridge.port,
                 server: server.config()?,
                 firmware_args,
+                gdb,
             };
             host_bridge::run::run(cfg, signals.recv(), Some(link_switch()?)).await
         }

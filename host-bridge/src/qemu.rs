@@ -57,6 +57,9 @@ pub struct QemuRun {
     pub mac: Option<String>,
     /// `FIRMWARE_TIMEOUT` in seconds.
     pub timeout_s: Option<u64>,
+    /// `FIRMWARE_GDB`: start halted with QEMU's gdb stub on 127.0.0.1:PORT (a
+    /// number) or on a unix socket (a path).
+    pub gdb: Option<String>,
 }
 
 fn pump<R: AsyncRead + Unpin + Send + 'static>(
@@ -98,6 +101,9 @@ impl Qemu {
         }
         if let Some(t) = run.timeout_s {
             cmd.env("FIRMWARE_TIMEOUT", t.to_string());
+        }
+        if let Some(gdb) = &run.gdb {
+            cmd.env("FIRMWARE_GDB", gdb);
         }
         cmd.process_group(0).kill_on_drop(true);
         // Even if we are SIGKILLed: `timeout` (what ci/qemu-run execs) passes the

@@ -45,6 +45,9 @@ pub struct RunConfig {
     pub server: ServerConfig,
     /// The firmware's own arguments.
     pub firmware_args: Vec<String>,
+    /// Start QEMU halted with its gdb stub on 127.0.0.1:PORT (a number) or on a
+    /// unix socket (a path); `ci/qemu-run` prints the command that attaches.
+    pub gdb: Option<String>,
 }
 
 /// Boots the firmware with the server running until it exits (its status) or
@@ -103,6 +106,7 @@ pub async fn run(
         net: br.as_ref().map(|b| b.qemu_net_options(&cfg.mac)),
         mac: Some(cfg.mac),
         timeout_s: Some(cfg.timeout_s),
+        gdb: cfg.gdb,
     };
     tracing::info!("booting {} {}", boot.image.display(), boot.args.join(" "));
     let mut qemu = Qemu::spawn(&boot)?;
