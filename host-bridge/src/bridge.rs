@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::netns::{self, Netns};
+use crate::privilege::RunAs;
 use crate::relay::{bind_unix, Port, Relay, RelayConfig, RelayStats};
 
 /// Prefix of our namespaces' names (`hb-PID-N`), unless `HOST_BRIDGE_NETNS_PREFIX`
@@ -42,6 +43,10 @@ pub struct BridgeConfig {
     /// leases `guest_ip` with `host_ip` as router, instead of relying on the
     /// guest's static `--ip`.
     pub dhcp: bool,
+    /// Who the run continues as once set up ([`Bridge::drop_privileges`]);
+    /// dnsmasq, started as root, drops to this user too (so that we can still
+    /// stop it).
+    pub run_as: Option<RunAs>,
 }
 
 impl Default for BridgeConfig {
@@ -53,6 +58,7 @@ impl Default for BridgeConfig {
             tap: "tap0".into(),
             relay: RelayConfig::default(),
             dhcp: false,
+            run_as: None,
         }
     }
 }
@@ -89,6 +95,12 @@ impl Bridge {
                 "removed namespace {stale} (and its tap) left by a process that no longer runs"
             );
             let _ = std::fs::remove_dir_all(sock_dir(&stale));
+        }
+        for stale in reap_stale_sock_dirs(&prefix) {
+            tracing::warn!(
+                "removed socket directory {} left by a run that no longer runs",
+                stale.display()
+            );
         }
         let ns = Netns::create(&prefix)?;
         let dir = SockDir(sock_dir(ns.name()));
@@ -130,6 +142,24 @@ impl Bridge {
             dir,
             cfg,
         })
+    }
+
+    /// Ends the part that needs root: unnames the namespace (it goes by itself
+    /// with our descriptors and children), hands the socket directory, the
+    /// relay's socket and the capture to `cfg.run_as`, and becomes that user for
+    /// the rest of the process. Open every socket inside the namespace first
+    /// ([`Bridge::listen_tcp`]): entering it needs root. Without `run_as`, nothing.
+    pub fn drop_privileges(&mut self) -> Result<()> {
+        let Some(user) = self.cfg.run_as.clone() else {
+            return Ok(());
+        };
+        self.ns.unname()?;
+        user.give(&self.dir.0)?;
+        user.give(&self.bridge_socket())?;
+        if let Some(pcap) = &self.cfg.relay.pcap {
+            user.give(pcap)?;
+        }
+        user.become_user()
     }
 
     /// The namespace (to run commands or open sockets inside it).
@@ -227,6 +257,7 @@ impl Dhcp {
             cfg.guest_ip, cfg.guest_ip
         ))
         .arg(format!("--dhcp-option=option:router,{}", cfg.host_ip))
+        .args(cfg.run_as.as_ref().map(|u| format!("--user={}", u.name)))
         .arg("--pid-file=")
         .stdin(std::process::Stdio::null());
         // Inside our namespace, which the next start removes if we are SIGKILLed:
@@ -260,6 +291,24 @@ impl Drop for Dhcp {
         }
         let _ = self.0.wait();
     }
+}
+
+/// Removes socket directories `host-bridge-PREFIX-PID-N` whose process no
+/// longer runs: a SIGKILLed run that had dropped root (its namespace, unnamed,
+/// went by itself; the directory, in the shared temporary directory, did not).
+fn reap_stale_sock_dirs(prefix: &str) -> Vec<PathBuf> {
+    let start = format!("host-bridge-{prefix}-");
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: u32 = name.strip_prefix(&start)?.split('-').next()?.parse().ok()?;
+            let gone = !Path::new(&format!("/proc/{pid}")).exists();
+            (gone && std::fs::remove_dir_all(e.path()).is_ok()).then(|| e.path())
+        })
+        .collect()
 }
 
 /// The directory of the unix sockets of namespace `ns`.

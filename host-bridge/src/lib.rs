@@ -8,6 +8,7 @@
 //! * [`relay`] and [`impair`]: frame relay with seeded impairment and pcap.
 //! * [`link`]: the cable: scheduled outages and a manual switch.
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
+//! * [`privilege`]: a run started as root continues as the invoking user.
 //! * [`child`]: child processes (QEMU, dnsmasq) that die with us, even on SIGKILL.
 //! * [`run`]: `host-bridge run` as a library call: server, bridge and QEMU boot.
 
@@ -45,6 +46,7 @@ pub mod child;
 pub mod impair;
 pub mod link;
 pub mod netns;
+pub mod privilege;
 pub mod qemu;
 pub mod relay;
 pub mod run;

@@ -2,7 +2,8 @@
 //! on the bridge (root) or on QEMU's user network, as one library call that the
 //! CLI and tests share. [`run`] starts the server (and the bridge), boots the
 //! image through `ci/qemu-run`, waits for the firmware or an interruption, then
-//! takes everything down and returns the firmware's exit status.
+//! takes everything down and returns the firmware's exit status. On the bridge,
+//! root is used for the set-up only (see [`crate::privilege`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{Bridge, BridgeConfig};
 use crate::netns;
+use crate::privilege::RunAs;
 use crate::qemu::{self, Qemu, QemuRun};
 use crate::server::{self, ServerConfig};
 
@@ -70,11 +72,23 @@ pub async fn run(
     );
     let use_bridge = !cfg.user_net && netns::is_root();
     if !use_bridge && !cfg.user_net {
-        tracing::warn!("not root: using QEMU's user network instead of the bridge");
+        tracing::warn!("{}", crate::privilege::rootless_diagnosis());
     }
     let (br, listener) = if use_bridge {
-        let br = Bridge::start(cfg.bridge.clone())?;
+        // Root only for the namespace, the tap and the sockets inside; the
+        // server, the relay and QEMU then run as the invoking user.
+        let mut bridge_cfg = cfg.bridge.clone();
+        bridge_cfg.run_as = Some(RunAs::invoking_user()?);
+        let mut br = Bridge::start(bridge_cfg)?;
         let l = br.listen_tcp(cfg.port.unwrap_or(8000))?;
+        br.drop_privileges()?;
+        std::fs::File::open(&image).with_context(|| {
+            format!(
+                "the image {} is not readable by the user the run continues as \
+                 (sudo's SUDO_UID, else nobody): put it where that user can read it",
+                image.display()
+            )
+        })?;
         (Some(br), l)
     } else {
         let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port.unwrap_or(0)));
