@@ -5,6 +5,7 @@
 //! its own if the process dies (it is not persistent).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,6 +48,10 @@ pub struct BridgeConfig {
     /// dnsmasq, started as root, drops to this user too (so that we can still
     /// stop it).
     pub run_as: Option<RunAs>,
+    /// The direct path: no relay; QEMU gets the tap itself (`-netdev tap,fd=N`)
+    /// and frames take QEMU's own path; the capture (`relay.pcap`) is QEMU's
+    /// `filter-dump`. No impairment, no cable to pull.
+    pub direct: bool,
 }
 
 impl Default for BridgeConfig {
@@ -59,6 +64,7 @@ impl Default for BridgeConfig {
             relay: RelayConfig::default(),
             dhcp: false,
             run_as: None,
+            direct: false,
         }
     }
 }
@@ -77,6 +83,8 @@ impl Drop for SockDir {
 /// then the namespace, then the socket directory.
 pub struct Bridge {
     relay: Option<Relay>,
+    /// The tap itself, for QEMU, on the direct path (no relay).
+    direct_tap: Option<OwnedFd>,
     /// Held only to be stopped (on drop) before the namespace goes.
     _dhcp: Option<Dhcp>,
     ns: Netns,
@@ -117,26 +125,45 @@ impl Bridge {
         let addr = format!("{}/{}", cfg.host_ip, cfg.prefix);
         ns.ip(&["addr", "add", &addr, "dev", &cfg.tap])?;
         ns.ip(&["link", "set", &cfg.tap, "up"])?;
-        let tap = tun::AsyncDevice::new(tap).context("register the tap with tokio")?;
-        let sock = bind_unix(&dir.0.join("bridge.sock"))?;
-        let guest = Port::Unix {
-            sock: Arc::new(sock),
-            peer: dir.0.join("qemu.sock"),
+        let (relay, direct_tap) = if cfg.direct {
+            anyhow::ensure!(
+                cfg.relay.to_guest.is_none() && cfg.relay.to_host.is_none(),
+                "impairments need the relay: the direct path (QEMU's own tap) has none"
+            );
+            // SAFETY: into_raw_fd hands over the tap's open descriptor, which
+            // nothing else owns from here on.
+            let fd = unsafe { OwnedFd::from_raw_fd(tap.into_raw_fd()) };
+            tracing::info!(
+                "bridge up: namespace {}, {} {addr}, handed to QEMU (fd {})",
+                ns.name(),
+                cfg.tap,
+                fd.as_raw_fd()
+            );
+            (None, Some(fd))
+        } else {
+            let tap = tun::AsyncDevice::new(tap).context("register the tap with tokio")?;
+            let sock = bind_unix(&dir.0.join("bridge.sock"))?;
+            let guest = Port::Unix {
+                sock: Arc::new(sock),
+                peer: dir.0.join("qemu.sock"),
+            };
+            let relay = Relay::start(Port::Tap(Arc::new(tap)), guest, &cfg.relay)?;
+            tracing::info!(
+                "bridge up: namespace {}, {} {addr}, QEMU socket {}",
+                ns.name(),
+                cfg.tap,
+                dir.0.join("qemu.sock").display()
+            );
+            (Some(relay), None)
         };
-        let relay = Relay::start(Port::Tap(Arc::new(tap)), guest, &cfg.relay)?;
-        tracing::info!(
-            "bridge up: namespace {}, {} {addr}, QEMU socket {}",
-            ns.name(),
-            cfg.tap,
-            dir.0.join("qemu.sock").display()
-        );
         let dhcp = if cfg.dhcp {
             Some(Dhcp::start(&ns, &cfg)?)
         } else {
             None
         };
         Ok(Bridge {
-            relay: Some(relay),
+            relay,
+            direct_tap,
             _dhcp: dhcp,
             ns,
             dir,
@@ -155,8 +182,15 @@ impl Bridge {
         };
         self.ns.unname()?;
         user.give(&self.dir.0)?;
-        user.give(&self.bridge_socket())?;
+        if self.relay.is_some() {
+            user.give(&self.bridge_socket())?;
+        }
         if let Some(pcap) = &self.cfg.relay.pcap {
+            if self.direct_tap.is_some() {
+                // QEMU (as the user) writes it: make it now, where root may.
+                std::fs::File::create(pcap)
+                    .with_context(|| format!("create {}", pcap.display()))?;
+            }
             user.give(pcap)?;
         }
         user.become_user()
@@ -184,7 +218,20 @@ impl Bridge {
 
     /// QEMU's network options for this bridge (the value of `FIRMWARE_NET`).
     pub fn qemu_net_options(&self, mac: &str) -> String {
-        qemu_dgram_options(&self.guest_socket(), &self.bridge_socket(), mac)
+        match &self.direct_tap {
+            Some(fd) => qemu_tap_fd_options(fd.as_raw_fd(), self.cfg.relay.pcap.as_deref(), mac),
+            None => qemu_dgram_options(&self.guest_socket(), &self.bridge_socket(), mac),
+        }
+    }
+
+    /// The descriptor QEMU must inherit (the tap, on the direct path).
+    pub fn qemu_fd(&self) -> Option<RawFd> {
+        self.direct_tap.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Whether frames go through the relay (else QEMU has the tap itself).
+    pub fn relays(&self) -> bool {
+        self.relay.is_some()
     }
 
     /// A TCP listener on the host address inside the namespace.
@@ -314,6 +361,18 @@ fn reap_stale_sock_dirs(prefix: &str) -> Vec<PathBuf> {
 /// The directory of the unix sockets of namespace `ns`.
 fn sock_dir(ns: &str) -> PathBuf {
     std::env::temp_dir().join(format!("host-bridge-{ns}"))
+}
+
+/// QEMU 7.2 options giving the board's Stellaris NIC the tap open as `fd`, with a
+/// capture of every frame by QEMU's `filter-dump` when `pcap` is given.
+pub fn qemu_tap_fd_options(fd: RawFd, pcap: Option<&Path>, mac: &str) -> String {
+    let dump = pcap.map_or_else(String::new, |p| {
+        format!(
+            " -object filter-dump,id=d0,netdev=n0,file={}",
+            p.display().to_string().replace(',', ",,")
+        )
+    });
+    format!("-netdev tap,id=n0,fd={fd} -net nic,model=stellaris,netdev=n0,macaddr={mac}{dump}")
 }
 
 /// QEMU 7.2 options joining the board's Stellaris NIC to a dgram unix socket pair.

@@ -105,6 +105,12 @@ enum Cmd {
         /// (FIRMWARE_GDB). The timeout still runs: raise it to debug at leisure.
         #[arg(long, value_name = "PORT|PATH")]
         gdb: Option<String>,
+        /// On the bridge, relay frames through host-bridge even with no
+        /// impairment: for the relay's counters and the link switch (SIGUSR1).
+        /// Without it (and without --impair) QEMU gets the tap itself, the fast
+        /// path, and --pcap is QEMU's own filter-dump.
+        #[arg(long)]
+        relay: bool,
         #[command(flatten)]
         bridge: BridgeArgs,
         #[command(flatten)]
@@ -416,6 +422,7 @@ async fn run(cli: Cli) -> Result<u8> {
             mac,
             timeout,
             gdb,
+            relay,
             bridge,
             server,
             firmware_args,
@@ -431,6 +438,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 server: server.config()?,
                 firmware_args,
                 gdb,
+                relay,
             };
             host_bridge::run::run(cfg, signals.recv(), Some(link_switch()?)).await
         }

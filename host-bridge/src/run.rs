@@ -50,6 +50,10 @@ pub struct RunConfig {
     /// Start QEMU halted with its gdb stub on 127.0.0.1:PORT (a number) or on a
     /// unix socket (a path); `ci/qemu-run` prints the command that attaches.
     pub gdb: Option<String>,
+    /// On the bridge, relay frames through host-bridge even with nothing to do
+    /// to them (for the relay's counters and the link switch). Without it, and
+    /// without impairment, QEMU gets the tap itself (the direct path).
+    pub relay: bool,
 }
 
 /// Boots the firmware with the server running until it exits (its status) or
@@ -61,6 +65,7 @@ pub async fn run(
     mut link_switch: Option<Signal>,
 ) -> Result<u8> {
     let repo = qemu::repo_root();
+    let direct = direct_path(&cfg);
     let image = match cfg.image {
         Some(i) => i,
         None => qemu::default_image(&repo)?,
@@ -79,6 +84,7 @@ pub async fn run(
         // server, the relay and QEMU then run as the invoking user.
         let mut bridge_cfg = cfg.bridge.clone();
         bridge_cfg.run_as = Some(RunAs::invoking_user()?);
+        bridge_cfg.direct = direct;
         let mut br = Bridge::start(bridge_cfg)?;
         let l = br.listen_tcp(cfg.port.unwrap_or(8000))?;
         br.drop_privileges()?;
@@ -121,6 +127,7 @@ pub async fn run(
         mac: Some(cfg.mac),
         timeout_s: Some(cfg.timeout_s),
         gdb: cfg.gdb,
+        pass_fd: br.as_ref().and_then(Bridge::qemu_fd),
     };
     tracing::info!("booting {} {}", boot.image.display(), boot.args.join(" "));
     let mut qemu = Qemu::spawn(&boot)?;
@@ -136,7 +143,8 @@ pub async fn run(
                 break 130;
             }
             Some(()) = next_signal(&mut link_switch) => match &br {
-                Some(br) => toggle_link(br),
+                Some(br) if br.relays() => toggle_link(br),
+                Some(_) => tracing::warn!("link switch: QEMU has the tap itself, no cable to pull (start with --relay)"),
                 None => tracing::warn!("link switch: no bridge (user network), no cable to pull"),
             },
         }
@@ -144,12 +152,22 @@ pub async fn run(
     stop.cancel();
     let served = srv.await.context("server task")?;
     if let Some(br) = br {
+        let relayed = br.relays();
         let stats = br.shutdown().await?;
-        eprintln!("relay counters:\n{stats}");
+        if relayed {
+            eprintln!("relay counters:\n{stats}");
+        }
     }
     served?;
     tracing::info!("firmware exited with status {status}");
     Ok(u8::try_from(status).unwrap_or(1))
+}
+
+/// Whether QEMU gets the tap itself: the relay would have nothing to do (no
+/// impairment, no outage; a capture is QEMU's own `filter-dump` then), and
+/// `--relay` does not ask for it.
+fn direct_path(cfg: &RunConfig) -> bool {
+    !cfg.relay && cfg.bridge.relay.to_guest.is_none() && cfg.bridge.relay.to_host.is_none()
 }
 
 /// The next signal of `sig`; never, without one.

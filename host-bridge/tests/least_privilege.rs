@@ -57,8 +57,19 @@ fn qemu_below(root: u32) -> Option<u32> {
     None
 }
 
+/// The fast path: QEMU has the tap itself and writes the capture (filter-dump).
 #[test]
-fn a_bridge_run_started_as_root_serves_relays_and_emulates_as_the_user() {
+fn a_bridge_run_started_as_root_serves_and_emulates_as_the_user() {
+    run_as_root_and_check_uids(&[]);
+}
+
+/// The relay path: the relay (in the host-bridge process) writes the capture.
+#[test]
+fn a_relayed_bridge_run_started_as_root_relays_as_the_user() {
+    run_as_root_and_check_uids(&["--relay"]);
+}
+
+fn run_as_root_and_check_uids(extra: &[&str]) {
     if !common::is_root() {
         return skip("needs root (the bridge)");
     }
@@ -75,13 +86,19 @@ fn a_bridge_run_started_as_root_serves_relays_and_emulates_as_the_user() {
         .filter(|&u| u != 0)
         .unwrap_or(65534); // nobody
     let image = common::firmware_image();
-    let sock = std::env::temp_dir().join(format!("hb-priv-{}.sock", std::process::id()));
+    let sock = std::env::temp_dir().join(format!(
+        "hb-priv-{}-{}.sock",
+        std::process::id(),
+        extra.len()
+    ));
     let _ = std::fs::remove_file(&sock);
     let pcap = common::unique_artifact("least-privilege", "pcap");
     let log = common::unique_artifact("least-privilege", "log");
     let out = common::unique_artifact("least-privilege", "out");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-bridge"));
-    cmd.args(["run", "--timeout", "60", "--gdb"])
+    cmd.args(["run", "--timeout", "60"])
+        .args(extra)
+        .arg("--gdb")
         .arg(&sock)
         .arg("--pcap")
         .arg(&pcap)
