@@ -10,6 +10,8 @@
 #
 #   bash ci/bench.sh                      the full run (about 6 minutes warm, 10 cold)
 #   bash ci/bench.sh --secs 1 --reps 1    a quick one
+#   bash ci/bench.sh fastpath [--count N --rounds R]   only host-bridge run's default
+#                                         (fast path) and --relay vs QEMU's own tap
 # Arguments go to `bench all` (see `bench all --help`). Run as root (namespaces, taps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +36,9 @@ if ! cargo build --release -q -p host-bridge; then
 fi
 ci/cargo-firmware build -q
 
+if [ "${1:-}" = fastpath ]; then
+    # Just the rows of `host-bridge run` (fast path, --relay) vs QEMU's own tap.
+    shift
+    exec "$CARGO_TARGET_DIR/release/bench" fastpath --out host-bridge/bench/report "$@"
+fi
 exec "$CARGO_TARGET_DIR/release/bench" all --no-build --out host-bridge/bench/report "$@"

@@ -11,6 +11,8 @@
 //! * [`privilege`]: a run started as root continues as the invoking user.
 //! * [`child`]: child processes (QEMU, dnsmasq) that die with us, even on SIGKILL.
 //! * [`run`]: `host-bridge run` as a library call: server, bridge and QEMU boot.
+//! * [`testing`]: test helpers for a firmware image (boot it, wait for its lines,
+//!   a server for it): this project's tests use them, yours can.
 
 //!
 //! # The command line (clap, derive)
@@ -51,3 +53,4 @@ pub mod qemu;
 pub mod relay;
 pub mod run;
 pub mod server;
+pub mod testing;

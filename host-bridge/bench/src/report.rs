@@ -370,6 +370,15 @@ pub fn write(out: &Path) -> Result<()> {
         }
     }
 
+    // ---- host-bridge run vs QEMU's own tap (bench fastpath) ---------------------------
+    if let Some(fp) = read::<crate::fastpath::FastPathData>(&out.join("fastpath.json")) {
+        writeln!(
+            md,
+            "### host-bridge run: fast path and relay vs QEMU's own tap\n"
+        )?;
+        writeln!(md, "{}", crate::fastpath::markdown(&fp))?;
+    }
+
     // ---- footprint ------------------------------------------------------------------
     writeln!(md, "## Footprint of the firmware image\n")?;
     match &fp {
