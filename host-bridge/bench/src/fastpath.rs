@@ -44,6 +44,12 @@ pub struct Row {
     pub us_per_echo: Option<f64>,
     /// Median over rounds of this row's µs per echo / QEMU's own tap's, same round.
     pub over_qemu_tap: Option<f64>,
+    /// The same two on the board's own clock (the uptime it prints; 1 ms ticks):
+    /// the round trip without the console's way to the host.
+    #[serde(default)]
+    pub board_us_per_echo: Option<f64>,
+    #[serde(default)]
+    pub board_over_qemu_tap: Option<f64>,
     /// Every round's µs per echo, in order.
     pub rounds_us: Vec<f64>,
     /// Failures, if any round failed.
@@ -57,6 +63,13 @@ pub struct FastPathData {
     pub rounds: usize,
     pub command: String,
     pub rows: Vec<Row>,
+}
+
+/// One run's µs per echo: host-stamped console lines, and the board's clock.
+#[derive(Debug, Clone, Copy)]
+struct Echo {
+    host_us: f64,
+    board_us: Option<f64>,
 }
 
 /// Console lines, each with the moment it arrived.
@@ -81,14 +94,35 @@ fn stamped(mut cmd: Command) -> Result<(Option<i32>, Stamped)> {
     Ok((status, lines))
 }
 
-/// µs per echo from the firmware's console, or why not.
-fn per_echo_us(count: u32, status: Option<i32>, lines: &[(Instant, String)]) -> Result<f64> {
+/// The number after `key` in `line` (`uptime 38 ms` -> 38).
+fn number_after(line: &str, key: &str) -> Option<f64> {
+    let rest = line.split(key).nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// µs per echo from the firmware's console (host arrival stamps; and the board's
+/// own clock, 1 ms ticks: the uptime printed with echo 1 and at the exit), or why not.
+fn per_echo_us(count: u32, status: Option<i32>, lines: &[(Instant, String)]) -> Result<Echo> {
     let first = lines.iter().find(|(_, l)| l.contains("received 1 after"));
     let done = format!("all {count} echoes matched");
     let last = lines.iter().find(|(_, l)| l.contains(&done));
+    let exit = lines.iter().find(|(_, l)| l.contains("; exit "));
     match (status, first, last) {
-        (Some(0), Some((t0, _)), Some((t1, _))) if count > 1 => {
-            Ok(t1.duration_since(*t0).as_secs_f64() * 1e6 / f64::from(count - 1))
+        (Some(0), Some((t0, l0)), Some((t1, _))) if count > 1 => {
+            let n = f64::from(count - 1);
+            let board = match (number_after(l0, "(uptime "), exit) {
+                (Some(u0), Some((_, l))) => {
+                    number_after(l, "; uptime ").map(|u1| (u1 - u0) * 1e3 / n)
+                }
+                _ => None,
+            };
+            Ok(Echo {
+                host_us: t1.duration_since(*t0).as_secs_f64() * 1e6 / n,
+                board_us: board,
+            })
         }
         _ => {
             let tail: Vec<&str> = lines
@@ -111,7 +145,7 @@ fn firmware_args(count: u32) -> Vec<String> {
 
 /// QEMU's own tap: a namespace with a persistent tap0, `host-bridge serve` and
 /// QEMU inside it.
-fn qemu_tap(root: &Path, hb: &Path, image: &Path, count: u32) -> Result<f64> {
+fn qemu_tap(root: &Path, hb: &Path, image: &Path, count: u32) -> Result<Echo> {
     netns::reap_stale(NETNS_PREFIX);
     let ns = Netns::create(NETNS_PREFIX)?;
     ns.ip(&["tuntap", "add", "dev", "tap0", "mode", "tap"])?;
@@ -156,7 +190,7 @@ fn qemu_tap(root: &Path, hb: &Path, image: &Path, count: u32) -> Result<f64> {
 }
 
 /// `host-bridge run` with `extra` options.
-fn host_bridge_run(hb: &Path, image: &Path, count: u32, extra: &[&str]) -> Result<f64> {
+fn host_bridge_run(hb: &Path, image: &Path, count: u32, extra: &[&str]) -> Result<Echo> {
     let mut cmd = Command::new(hb);
     cmd.args(["--quiet", "run", "--timeout", "180", "--image"])
         .arg(image)
@@ -179,7 +213,7 @@ pub fn run(root: &Path, image: &Path, count: u32, rounds: usize) -> Result<FastP
         "host-bridge run (default: QEMU gets the tap itself, -netdev tap,fd=N)",
         "host-bridge run --relay (QEMU's dgram socket <-> relay <-> tap)",
     ];
-    let mut per_round: Vec<[Option<f64>; 3]> = Vec::new();
+    let mut per_round: Vec<[Option<Echo>; 3]> = Vec::new();
     let mut failures: [Vec<String>; 3] = Default::default();
     for round in 0..rounds {
         let mut got = [None; 3];
@@ -192,13 +226,15 @@ pub fn run(root: &Path, image: &Path, count: u32, rounds: usize) -> Result<FastP
                 _ => host_bridge_run(&hb, image, count, &["--relay"]),
             };
             match r {
-                Ok(us) => {
+                Ok(e) => {
                     eprintln!(
-                        "bench: fastpath round {}/{rounds} {}: {us:.0} µs/echo",
+                        "bench: fastpath round {}/{rounds} {}: {:.0} µs/echo (board clock {:.0})",
                         round + 1,
-                        ROWS[i]
+                        ROWS[i],
+                        e.host_us,
+                        e.board_us.unwrap_or(f64::NAN)
                     );
-                    got[i] = Some(us);
+                    got[i] = Some(e);
                 }
                 Err(e) => {
                     eprintln!("bench: fastpath {} failed: {e:#}", ROWS[i]);
@@ -211,16 +247,26 @@ pub fn run(root: &Path, image: &Path, count: u32, rounds: usize) -> Result<FastP
     }
     let rows = (0..3)
         .map(|i| {
-            let rounds_us: Vec<f64> = per_round.iter().filter_map(|r| r[i]).collect();
+            let rounds_us: Vec<f64> = per_round
+                .iter()
+                .filter_map(|r| Some(r[i]?.host_us))
+                .collect();
             let ratios: Vec<f64> = per_round
                 .iter()
-                .filter_map(|r| Some(r[i]? / r[0]?))
+                .filter_map(|r| Some(r[i]?.host_us / r[0]?.host_us))
+                .collect();
+            let board: Vec<f64> = per_round.iter().filter_map(|r| r[i]?.board_us).collect();
+            let board_ratios: Vec<f64> = per_round
+                .iter()
+                .filter_map(|r| Some(r[i]?.board_us? / r[0]?.board_us?))
                 .collect();
             Row {
                 name: ROWS[i].into(),
                 how: how[i].into(),
                 us_per_echo: median(&rounds_us),
                 over_qemu_tap: median(&ratios),
+                board_us_per_echo: median(&board),
+                board_over_qemu_tap: median(&board_ratios),
                 rounds_us,
                 failures: std::mem::take(&mut failures[i]),
             }
@@ -241,17 +287,23 @@ pub fn markdown(d: &FastPathData) -> String {
         "Per round trip, `host-bridge run` against QEMU's own tap ({} rounds, interleaved, \
          order rotating; {} echoes of 64 B each; medians; ratio paired round by round). \
          Reproduce: `{}`.\n\n\
-         | row | how | µs per echo | vs QEMU's own tap |\n| --- | --- | ---: | ---: |\n",
+         Console: the firmware's lines stamped as they reach the bench (what a user of `run` \
+         sees, through its console pipe); board clock: the uptime the firmware prints (1 ms \
+         ticks), the round trip without the console's way out.\n\n\
+         | row | how | µs per echo (console) | vs QEMU's own tap | µs per echo (board clock) | vs QEMU's own tap |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
         d.rounds, d.count, d.command
     );
     for r in &d.rows {
         let f = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
         s += &format!(
-            "| {} | {} | {} | {}x |\n",
+            "| {} | {} | {} | {}x | {} | {}x |\n",
             r.name,
             r.how,
             f(r.us_per_echo, 0),
-            f(r.over_qemu_tap, 3)
+            f(r.over_qemu_tap, 3),
+            f(r.board_us_per_echo, 0),
+            f(r.board_over_qemu_tap, 3)
         );
     }
     s
