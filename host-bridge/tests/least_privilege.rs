@@ -167,3 +167,46 @@ fn run_as_root_and_check_uids(extra: &[&str]) {
     assert!(meta.len() > 24, "empty capture:\n{all}");
     let _ = std::fs::remove_file(&pcap);
 }
+
+/// Not root: `run` says what a bridge would need here and what to do, then runs
+/// on QEMU's user network. (Run as `nobody` by a root test process; here
+/// /dev/net/tun is root-only, so that is what it must name.)
+#[test]
+fn not_root_run_says_what_is_missing_and_uses_the_user_network() {
+    use std::os::unix::process::CommandExt;
+    if !common::is_root() {
+        return skip("needs root (to start a run as nobody)");
+    }
+    let image = common::firmware_image();
+    let tun_usable_by_nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["sh", "-c", "exec 3<>/dev/net/tun"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-bridge"));
+    cmd.args(["run", "--timeout", "60", "--image"])
+        .arg(image)
+        .args(["--", "--count", "1"])
+        .env_remove("SUDO_UID")
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534);
+    host_bridge::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
+    let out = cmd.output().expect("run host-bridge as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("not root, so no bridge"))
+        .unwrap_or_else(|| panic!("no explanation:\n{all}"));
+    let names = if tun_usable_by_nobody {
+        "not built yet"
+    } else {
+        "/dev/net/tun is not usable"
+    };
+    assert!(warning.contains(names), "expected {names:?}:\n{all}");
+    assert!(warning.contains("sudo"), "no way out offered:\n{all}");
+    assert!(stdout.contains("all 1 echoes matched"), "{all}");
+    assert_eq!(out.status.code(), Some(0), "{all}");
+}
