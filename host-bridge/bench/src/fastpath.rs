@@ -62,7 +62,18 @@ pub struct FastPathData {
     pub count: u32,
     pub rounds: usize,
     pub command: String,
+    /// /proc/loadavg before and after (how busy the shared machine was).
+    #[serde(default)]
+    pub load_before: String,
+    #[serde(default)]
+    pub load_after: String,
     pub rows: Vec<Row>,
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// One run's µs per echo: host-stamped console lines, and the board's clock.
@@ -213,6 +224,7 @@ pub fn run(root: &Path, image: &Path, count: u32, rounds: usize) -> Result<FastP
         "host-bridge run (default: QEMU gets the tap itself, -netdev tap,fd=N)",
         "host-bridge run --relay (QEMU's dgram socket <-> relay <-> tap)",
     ];
+    let load_before = loadavg();
     let mut per_round: Vec<[Option<Echo>; 3]> = Vec::new();
     let mut failures: [Vec<String>; 3] = Default::default();
     for round in 0..rounds {
@@ -277,6 +289,8 @@ pub fn run(root: &Path, image: &Path, count: u32, rounds: usize) -> Result<FastP
         count,
         rounds,
         command: format!("bash ci/bench.sh fastpath --count {count} --rounds {rounds}"),
+        load_before,
+        load_after: loadavg(),
         rows,
     })
 }
@@ -286,14 +300,26 @@ pub fn markdown(d: &FastPathData) -> String {
     let mut s = format!(
         "Per round trip, `host-bridge run` against QEMU's own tap ({} rounds, interleaved, \
          order rotating; {} echoes of 64 B each; medians; ratio paired round by round). \
-         Reproduce: `{}`.\n\n\
+         Reproduce: `{}`. Load average (1, 5, 15 min) before: {}; after: {} (CPUs: {}).\n\n\
          Console: the firmware's lines stamped as they reach the bench (what a user of `run` \
          sees, through its console pipe); board clock: the uptime the firmware prints (1 ms \
          ticks), the round trip without the console's way out.\n\n\
          | row | how | µs per echo (console) | vs QEMU's own tap | µs per echo (board clock) | vs QEMU's own tap |\n\
          | --- | --- | ---: | ---: | ---: | ---: |\n",
-        d.rounds, d.count, d.command
+        d.rounds,
+        d.count,
+        d.command,
+        d.load_before,
+        d.load_after,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy = |l: &str| {
+        l.split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| v > cpus)
+    };
     for r in &d.rows {
         let f = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
         s += &format!(
@@ -305,6 +331,12 @@ pub fn markdown(d: &FastPathData) -> String {
             f(r.board_us_per_echo, 0),
             f(r.board_over_qemu_tap, 3)
         );
+    }
+    if busy(&d.load_before) || busy(&d.load_after) {
+        s += "\n**The machine was overloaded** (load above its CPU count): single rounds \
+              varied several-fold (every round is in fastpath.json), so only differences far \
+              larger than 5% would show; a ratio below 1 is noise, not a path faster than \
+              QEMU's own. Re-run on a quiet machine to test the 1.05x goal.\n\n";
     }
     s
 }
