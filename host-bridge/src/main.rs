@@ -293,6 +293,24 @@ fn link_switch() -> Result<tokio::signal::unix::Signal> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    // No root: where user namespaces and /dev/net/tun allow it, the bridge is made
+    // in a user namespace of our own (before any thread exists).
+    if let Cmd::Run {
+        user_net: false, ..
+    } = &cli.cmd
+    {
+        use host_bridge::privilege as p;
+        let forced = std::env::var(p::FORCE_ROOTLESS).as_deref() == Ok("1");
+        if !p::in_user_namespace() && (forced || (!netns::is_root() && p::rootless_possible())) {
+            return match p::rerun_in_user_namespace() {
+                Ok(st) => ExitCode::from(st.code().map_or(1, |c| c as u8)),
+                Err(e) => {
+                    eprintln!("host-bridge: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let threads = cli.threads.unwrap_or_else(default_threads);
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -7,6 +7,10 @@
 //!
 //! The drop is for the whole process and for good (real, effective and saved
 //! ids, supplementary groups): nothing later can take root back.
+//!
+//! Without root, where user namespaces and /dev/net/tun allow it, `run` re-runs
+//! itself in a user namespace of its own ([`rerun_in_user_namespace`]); where they
+//! don't, [`rootless_diagnosis`] says what is missing.
 
 use std::path::Path;
 
@@ -109,9 +113,7 @@ pub fn rootless_diagnosis() -> String {
         );
     }
     let missing = if missing.is_empty() {
-        "a bridge without root is not built yet (host-bridge needs root for the namespace \
-         and the tap)"
-            .to_string()
+        "user namespaces and /dev/net/tun look usable, yet no bridge was made".to_string()
     } else {
         missing.join("; ")
     };
@@ -120,4 +122,51 @@ pub fn rootless_diagnosis() -> String {
          bridge, run through sudo: only the set-up of the namespace and the tap runs as \
          root, the rest continues as you (SUDO_UID). --user-net silences this."
     )
+}
+
+/// Set (to 1) in `run` re-executed inside a user namespace of its own.
+pub const IN_USER_NAMESPACE: &str = "HOST_BRIDGE_IN_USER_NAMESPACE";
+/// Set (to 1) to take the rootless path even as root (how the tests exercise it
+/// on a machine whose /dev/net/tun is root's only).
+pub const FORCE_ROOTLESS: &str = "HOST_BRIDGE_ROOTLESS";
+
+/// Whether this is `run` re-executed in its own user namespace.
+pub fn in_user_namespace() -> bool {
+    std::env::var(IN_USER_NAMESPACE).as_deref() == Ok("1")
+}
+
+/// Whether a bridge can be made without root here: unprivileged user namespaces
+/// on, /dev/net/tun usable by this user (most workstations; rootless podman's way).
+pub fn rootless_possible() -> bool {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() != Some("0")
+        && read("/proc/sys/user/max_user_namespaces").as_deref() != Some("0")
+        && std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .is_ok()
+}
+
+/// Runs this same command again inside a user namespace of its own, where it is
+/// root over the namespaces it makes (and nothing else), with a private `/run`
+/// for `ip netns`; returns its exit status. Needs util-linux's `unshare`.
+pub fn rerun_in_user_namespace() -> Result<std::process::ExitStatus> {
+    let exe = std::env::current_exe().context("our own executable")?;
+    // `ip netns` keeps names under /run/netns: a tmpfs over /run, seen only in
+    // this mount namespace, gives it a place it may write.
+    let script = "mount -t tmpfs host-bridge /run && mkdir /run/netns && exec \"$0\" \"$@\"";
+    std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "--mount"])
+        .args(["--propagation", "private"])
+        .args(["--", "sh", "-c", script])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(IN_USER_NAMESPACE, "1")
+        .status()
+        .context("run `unshare` (package util-linux) for a user namespace")
 }

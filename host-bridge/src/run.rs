@@ -83,7 +83,12 @@ pub async fn run(
         // Root only for the namespace, the tap and the sockets inside; the
         // server, the relay and QEMU then run as the invoking user.
         let mut bridge_cfg = cfg.bridge.clone();
-        bridge_cfg.run_as = Some(RunAs::invoking_user()?);
+        // In a user namespace of our own we are no one's root: nothing to drop.
+        if crate::privilege::in_user_namespace() {
+            tracing::info!("rootless: the bridge is made in a user namespace of our own");
+        } else {
+            bridge_cfg.run_as = Some(RunAs::invoking_user()?);
+        }
         bridge_cfg.direct = direct;
         let mut br = Bridge::start(bridge_cfg)?;
         let l = br.listen_tcp(cfg.port.unwrap_or(8000))?;

@@ -181,6 +181,7 @@ fn not_root_run_says_what_is_missing_and_uses_the_user_network() {
     let tun_usable_by_nobody = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["sh", "-c", "exec 3<>/dev/net/tun"])
+        .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-bridge"));
@@ -201,7 +202,7 @@ fn not_root_run_says_what_is_missing_and_uses_the_user_network() {
         .find(|l| l.contains("not root, so no bridge"))
         .unwrap_or_else(|| panic!("no explanation:\n{all}"));
     let names = if tun_usable_by_nobody {
-        "not built yet"
+        "look usable, yet no bridge was made"
     } else {
         "/dev/net/tun is not usable"
     };
@@ -209,4 +210,86 @@ fn not_root_run_says_what_is_missing_and_uses_the_user_network() {
     assert!(warning.contains("sudo"), "no way out offered:\n{all}");
     assert!(stdout.contains("all 1 echoes matched"), "{all}");
     assert_eq!(out.status.code(), Some(0), "{all}");
+}
+
+/// The rootless path (a user namespace of its own, where `run` is root over the
+/// namespaces it makes and nothing else), forced as root with
+/// HOST_BRIDGE_ROOTLESS=1: this machine's /dev/net/tun is root's only, so no other
+/// user could take it. QEMU runs in a user namespace other than ours, and the run
+/// completes on the bridge.
+#[test]
+fn the_rootless_path_runs_the_bridge_in_a_user_namespace_of_its_own() {
+    if !common::is_root() {
+        return skip("needs root (to force the rootless path here)");
+    }
+    if Command::new("gdb-multiarch")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip("no gdb-multiarch (ci/setup.sh installs it)");
+    }
+    let image = common::firmware_image();
+    let sock = std::env::temp_dir().join(format!("hb-userns-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let out = common::unique_artifact("rootless", "out");
+    let log = common::unique_artifact("rootless", "log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-bridge"));
+    cmd.args(["run", "--timeout", "60", "--gdb"])
+        .arg(&sock)
+        .arg("--image")
+        .arg(image)
+        .args(["--", "--count", "2"])
+        .env("HOST_BRIDGE_ROOTLESS", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("create run output"))
+        .stderr(std::fs::File::create(&log).expect("create run log"));
+    host_bridge::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
+    let mut run = cmd.spawn().expect("start host-bridge run");
+    let texts = || {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let qemu = loop {
+        if sock.exists() {
+            if let Some(q) = qemu_below(run.id()) {
+                break q;
+            }
+        }
+        if Instant::now() > deadline || run.try_wait().ok().flatten().is_some() {
+            let _ = run.kill();
+            let _ = run.wait();
+            let _ = std::fs::remove_file(&sock);
+            panic!("no halted QEMU under the run:\n{}", texts());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let userns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
+    let (ours, qemus) = (userns("self"), userns(&qemu.to_string()));
+    let _ = Command::new("timeout")
+        .args(["60", "gdb-multiarch", "-batch", "-nx", "-q"])
+        .arg(image)
+        .arg("-ex")
+        .arg(format!("target remote {}", sock.display()))
+        .args(["-ex", "continue"])
+        .output()
+        .expect("run gdb-multiarch");
+    let status = run.wait().expect("wait for host-bridge run");
+    let _ = std::fs::remove_file(&sock);
+    let all = texts();
+    assert!(
+        qemus.is_some() && qemus != ours,
+        "QEMU in our user namespace ({ours:?}):\n{all}"
+    );
+    assert!(
+        all.contains("rootless: the bridge is made in a user namespace"),
+        "{all}"
+    );
+    assert!(all.contains("all 2 echoes matched"), "{all}");
+    assert!(all.contains("192.168.76.2"), "not on the bridge:\n{all}");
+    assert_eq!(status.code(), Some(0), "{all}");
 }
