@@ -12,6 +12,8 @@
 #   bash ci/bench.sh --secs 1 --reps 1    a quick one
 #   bash ci/bench.sh impaired [ARGS]      only the lossy-bridge row (about 5 minutes; see
 #                                         `bench impaired --help`), then REPORT.md
+#   bash ci/bench.sh fastpath [--count N --rounds R]   only host-bridge run's default
+#                                         (fast path) and --relay vs QEMU's own tap
 # Arguments go to `bench all` (see `bench all --help`). Run as root (namespaces, taps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +38,15 @@ if ! cargo build --release -q -p host-bridge; then
 fi
 ci/cargo-firmware build -q
 
-mode=all
-if [ "${1:-}" = impaired ]; then
-    mode=impaired
+case "${1:-}" in
+fastpath)
+    # Just the rows of `host-bridge run` (fast path, --relay) vs QEMU's own tap.
     shift
-fi
-exec "$CARGO_TARGET_DIR/release/bench" "$mode" --no-build --out host-bridge/bench/report "$@"
+    exec "$CARGO_TARGET_DIR/release/bench" fastpath --out host-bridge/bench/report "$@"
+    ;;
+impaired)
+    shift
+    exec "$CARGO_TARGET_DIR/release/bench" impaired --no-build --out host-bridge/bench/report "$@"
+    ;;
+esac
+exec "$CARGO_TARGET_DIR/release/bench" all --no-build --out host-bridge/bench/report "$@"

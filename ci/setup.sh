@@ -64,6 +64,7 @@ command -v tshark >/dev/null || want+=(tshark)
 command -v shellcheck >/dev/null || want+=(shellcheck)
 command -v ping >/dev/null || want+=(iputils-ping)
 command -v dnsmasq >/dev/null || want+=(dnsmasq-base)
+command -v gdb-multiarch >/dev/null || want+=(gdb-multiarch)
 if [ ${#want[@]} -gt 0 ]; then
     apt_install "${want[@]}" || fail "apt-get install ${want[*]} failed"
 else

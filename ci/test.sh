@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Under sudo, whatever the suite builds or writes as root in the user's tree (target/,
+# the logs and captures in target/e2e/) is handed back to the user at the end, however
+# the suite ends. (The runs themselves already write as the user: host-bridge run drops
+# to SUDO_UID after its set-up.)
+if [ "$(id -u)" = 0 ] && [ -n "${SUDO_UID:-}" ] && [ "${SUDO_UID}" != 0 ]; then
+    give_back() { find . -xdev -user 0 ! -path ./.git ! -path './.git/*' -exec chown -h "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" {} + 2>/dev/null || true; }
+    trap give_back EXIT
+fi
+
 bash ci/setup.sh
 # shellcheck source=ci/toolchain.sh
 source ci/toolchain.sh

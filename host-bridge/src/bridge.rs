@@ -5,12 +5,14 @@
 //! its own if the process dies (it is not persistent).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use crate::netns::{self, Netns};
+use crate::privilege::RunAs;
 use crate::relay::{bind_unix, Port, Relay, RelayConfig, RelayStats};
 
 /// Prefix of our namespaces' names (`hb-PID-N`), unless `HOST_BRIDGE_NETNS_PREFIX`
@@ -44,6 +46,14 @@ pub struct BridgeConfig {
     pub dhcp: bool,
     /// The host's TCP towards the guest: see [`RouteTuning`].
     pub route: RouteTuning,
+    /// Who the run continues as once set up ([`Bridge::drop_privileges`]);
+    /// dnsmasq, started as root, drops to this user too (so that we can still
+    /// stop it).
+    pub run_as: Option<RunAs>,
+    /// The direct path: no relay; QEMU gets the tap itself (`-netdev tap,fd=N`)
+    /// and frames take QEMU's own path; the capture (`relay.pcap`) is QEMU's
+    /// `filter-dump`. No impairment, no cable to pull.
+    pub direct: bool,
 }
 
 /// How the host's TCP treats the route to the guest, which is one relay away.
@@ -101,6 +111,8 @@ impl Default for BridgeConfig {
             relay: RelayConfig::default(),
             dhcp: false,
             route: RouteTuning::default(),
+            run_as: None,
+            direct: false,
         }
     }
 }
@@ -119,6 +131,8 @@ impl Drop for SockDir {
 /// then the namespace, then the socket directory.
 pub struct Bridge {
     relay: Option<Relay>,
+    /// The tap itself, for QEMU, on the direct path (no relay).
+    direct_tap: Option<OwnedFd>,
     /// Held only to be stopped (on drop) before the namespace goes.
     _dhcp: Option<Dhcp>,
     ns: Netns,
@@ -137,6 +151,12 @@ impl Bridge {
                 "removed namespace {stale} (and its tap) left by a process that no longer runs"
             );
             let _ = std::fs::remove_dir_all(sock_dir(&stale));
+        }
+        for stale in reap_stale_sock_dirs(&prefix) {
+            tracing::warn!(
+                "removed socket directory {} left by a run that no longer runs",
+                stale.display()
+            );
         }
         let ns = Netns::create(&prefix)?;
         let dir = SockDir(sock_dir(ns.name()));
@@ -162,31 +182,75 @@ impl Bridge {
             args.extend(tuning.iter().map(String::as_str));
             ns.ip(&args)?;
         }
-        let tap = tun::AsyncDevice::new(tap).context("register the tap with tokio")?;
-        let sock = bind_unix(&dir.0.join("bridge.sock"))?;
-        let guest = Port::Unix {
-            sock: Arc::new(sock),
-            peer: dir.0.join("qemu.sock"),
+        let (relay, direct_tap) = if cfg.direct {
+            anyhow::ensure!(
+                cfg.relay.to_guest.is_none() && cfg.relay.to_host.is_none(),
+                "impairments need the relay: the direct path (QEMU's own tap) has none"
+            );
+            // SAFETY: into_raw_fd hands over the tap's open descriptor, which
+            // nothing else owns from here on.
+            let fd = unsafe { OwnedFd::from_raw_fd(tap.into_raw_fd()) };
+            tracing::info!(
+                "bridge up: namespace {}, {} {addr}, handed to QEMU (fd {})",
+                ns.name(),
+                cfg.tap,
+                fd.as_raw_fd()
+            );
+            (None, Some(fd))
+        } else {
+            let tap = tun::AsyncDevice::new(tap).context("register the tap with tokio")?;
+            let sock = bind_unix(&dir.0.join("bridge.sock"))?;
+            let guest = Port::Unix {
+                sock: Arc::new(sock),
+                peer: dir.0.join("qemu.sock"),
+            };
+            let relay = Relay::start(Port::Tap(Arc::new(tap)), guest, &cfg.relay)?;
+            tracing::info!(
+                "bridge up: namespace {}, {} {addr}, QEMU socket {}",
+                ns.name(),
+                cfg.tap,
+                dir.0.join("qemu.sock").display()
+            );
+            (Some(relay), None)
         };
-        let relay = Relay::start(Port::Tap(Arc::new(tap)), guest, &cfg.relay)?;
-        tracing::info!(
-            "bridge up: namespace {}, {} {addr}, QEMU socket {}",
-            ns.name(),
-            cfg.tap,
-            dir.0.join("qemu.sock").display()
-        );
         let dhcp = if cfg.dhcp {
             Some(Dhcp::start(&ns, &cfg)?)
         } else {
             None
         };
         Ok(Bridge {
-            relay: Some(relay),
+            relay,
+            direct_tap,
             _dhcp: dhcp,
             ns,
             dir,
             cfg,
         })
+    }
+
+    /// Ends the part that needs root: unnames the namespace (it goes by itself
+    /// with our descriptors and children), hands the socket directory, the
+    /// relay's socket and the capture to `cfg.run_as`, and becomes that user for
+    /// the rest of the process. Open every socket inside the namespace first
+    /// ([`Bridge::listen_tcp`]): entering it needs root. Without `run_as`, nothing.
+    pub fn drop_privileges(&mut self) -> Result<()> {
+        let Some(user) = self.cfg.run_as.clone() else {
+            return Ok(());
+        };
+        self.ns.unname()?;
+        user.give(&self.dir.0)?;
+        if self.relay.is_some() {
+            user.give(&self.bridge_socket())?;
+        }
+        if let Some(pcap) = &self.cfg.relay.pcap {
+            if self.direct_tap.is_some() {
+                // QEMU (as the user) writes it: make it now, where root may.
+                std::fs::File::create(pcap)
+                    .with_context(|| format!("create {}", pcap.display()))?;
+            }
+            user.give(pcap)?;
+        }
+        user.become_user()
     }
 
     /// The namespace (to run commands or open sockets inside it).
@@ -211,7 +275,20 @@ impl Bridge {
 
     /// QEMU's network options for this bridge (the value of `FIRMWARE_NET`).
     pub fn qemu_net_options(&self, mac: &str) -> String {
-        qemu_dgram_options(&self.guest_socket(), &self.bridge_socket(), mac)
+        match &self.direct_tap {
+            Some(fd) => qemu_tap_fd_options(fd.as_raw_fd(), self.cfg.relay.pcap.as_deref(), mac),
+            None => qemu_dgram_options(&self.guest_socket(), &self.bridge_socket(), mac),
+        }
+    }
+
+    /// The descriptor QEMU must inherit (the tap, on the direct path).
+    pub fn qemu_fd(&self) -> Option<RawFd> {
+        self.direct_tap.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Whether frames go through the relay (else QEMU has the tap itself).
+    pub fn relays(&self) -> bool {
+        self.relay.is_some()
     }
 
     /// A TCP listener on the host address inside the namespace.
@@ -284,6 +361,7 @@ impl Dhcp {
             cfg.guest_ip, cfg.guest_ip
         ))
         .arg(format!("--dhcp-option=option:router,{}", cfg.host_ip))
+        .args(cfg.run_as.as_ref().map(|u| format!("--user={}", u.name)))
         .arg("--pid-file=")
         .stdin(std::process::Stdio::null());
         // Inside our namespace, which the next start removes if we are SIGKILLed:
@@ -319,9 +397,39 @@ impl Drop for Dhcp {
     }
 }
 
+/// Removes socket directories `host-bridge-PREFIX-PID-N` whose process no
+/// longer runs: a SIGKILLed run that had dropped root (its namespace, unnamed,
+/// went by itself; the directory, in the shared temporary directory, did not).
+fn reap_stale_sock_dirs(prefix: &str) -> Vec<PathBuf> {
+    let start = format!("host-bridge-{prefix}-");
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid: u32 = name.strip_prefix(&start)?.split('-').next()?.parse().ok()?;
+            let gone = !Path::new(&format!("/proc/{pid}")).exists();
+            (gone && std::fs::remove_dir_all(e.path()).is_ok()).then(|| e.path())
+        })
+        .collect()
+}
+
 /// The directory of the unix sockets of namespace `ns`.
 fn sock_dir(ns: &str) -> PathBuf {
     std::env::temp_dir().join(format!("host-bridge-{ns}"))
+}
+
+/// QEMU 7.2 options giving the board's Stellaris NIC the tap open as `fd`, with a
+/// capture of every frame by QEMU's `filter-dump` when `pcap` is given.
+pub fn qemu_tap_fd_options(fd: RawFd, pcap: Option<&Path>, mac: &str) -> String {
+    let dump = pcap.map_or_else(String::new, |p| {
+        format!(
+            " -object filter-dump,id=d0,netdev=n0,file={}",
+            p.display().to_string().replace(',', ",,")
+        )
+    });
+    format!("-netdev tap,id=n0,fd={fd} -net nic,model=stellaris,netdev=n0,macaddr={mac}{dump}")
 }
 
 /// QEMU 7.2 options joining the board's Stellaris NIC to a dgram unix socket pair.

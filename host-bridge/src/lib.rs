@@ -8,9 +8,12 @@
 //! * [`relay`] and [`impair`]: frame relay with seeded impairment and pcap.
 //! * [`link`]: the cable: scheduled outages and a manual switch.
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
+//! * [`privilege`]: a run started as root continues as the invoking user.
 //! * [`child`]: child processes (QEMU, dnsmasq) that die with us, even on SIGKILL.
 //! * [`run`]: `host-bridge run` as a library call: server, bridge and QEMU boot.
 //! * [`tutorial`]: no command (`cargo run` at the root): build the image, then `run`.
+//! * [`testing`]: test helpers for a firmware image (boot it, wait for its lines,
+//!   a server for it): this project's tests use them, yours can.
 
 //!
 //! # The command line (clap, derive)
@@ -22,7 +25,7 @@
 //!   serve   [--listen 127.0.0.1:8000] [SERVER FLAGS]
 //!   bridge  [--no-server] [BRIDGE FLAGS] [SERVER FLAGS] (root; prints FIRMWARE_NET=...)
 //!   run     [--image PATH] [--user-net] [--no-auto-args] [--mac MAC] [--timeout S]
-//!           [BRIDGE FLAGS] [SERVER FLAGS] -- FIRMWARE_ARGS
+//!           [--gdb PORT|PATH] [--relay] [BRIDGE FLAGS] [SERVER FLAGS] -- FIRMWARE_ARGS
 //! SERVER FLAGS: --path /ws  --echo  --allow-origin ORIGIN...  --max-message 1048576
 //!               --max-header 8192  --handshake-timeout 10  --ping-interval 20
 //!               --idle-timeout 60  --max-connections 1024
@@ -32,11 +35,13 @@
 //! SPEC: loss=5%,delay=20ms,jitter=5ms,dup=1%,reorder=2%,corrupt=0.1%,rate=1mbit,queue=4096,
 //!       down=LEN@START (repeatable, up to 4: the link is down from START after the
 //!       relay started, for LEN; every frame is dropped and counted as `link down`)
-//! SIGUSR1 to `bridge` or `run`: the link goes down (or up again); prints
+//! SIGUSR1 to `bridge` or `run --relay`: the link goes down (or up again); prints
 //! `link down` / `link up` on stdout.
 //! ```
 //!
 //! `run` boots through `ci/qemu-run` with `FIRMWARE_NET` set to
+//! `-netdev tap,id=n0,fd=N -net nic,model=stellaris,netdev=n0,macaddr=MAC` (the tap
+//! itself, when the relay has nothing to do) or
 //! `-netdev dgram,...,local.type=unix,... -net nic,model=stellaris,netdev=n0,macaddr=MAC`
 //! and adds `--url ws://192.168.76.1:8000/ws --ip 192.168.76.2/24 --gateway
 //! 192.168.76.1` (bridge; no `--ip` with `--dhcp`) or `--url ws://10.0.2.2:PORT/ws`
@@ -48,8 +53,10 @@ pub mod child;
 pub mod impair;
 pub mod link;
 pub mod netns;
+pub mod privilege;
 pub mod qemu;
 pub mod relay;
 pub mod run;
 pub mod server;
+pub mod testing;
 pub mod tutorial;

@@ -109,6 +109,17 @@ enum Cmd {
         /// Seconds before QEMU is killed (FIRMWARE_TIMEOUT; exit status 124).
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Start QEMU halted, its gdb stub on 127.0.0.1:PORT (or on a unix
+        /// socket: a path), and print the `gdb-multiarch` command that attaches
+        /// (FIRMWARE_GDB). The timeout still runs: raise it to debug at leisure.
+        #[arg(long, value_name = "PORT|PATH")]
+        gdb: Option<String>,
+        /// On the bridge, relay frames through host-bridge even with no
+        /// impairment: for the relay's counters and the link switch (SIGUSR1).
+        /// Without it (and without --impair) QEMU gets the tap itself, the fast
+        /// path, and --pcap is QEMU's own filter-dump.
+        #[arg(long)]
+        relay: bool,
         #[command(flatten)]
         bridge: BridgeArgs,
         #[command(flatten)]
@@ -318,6 +329,28 @@ fn link_switch() -> Result<tokio::signal::unix::Signal> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    // No root: where user namespaces and /dev/net/tun allow it, the bridge is made
+    // in a user namespace of our own (before any thread exists).
+    // (No command is the tutorial: a `run` too.)
+    if matches!(
+        &cli.cmd,
+        Some(Cmd::Run {
+            user_net: false,
+            ..
+        }) | None
+    ) {
+        use host_bridge::privilege as p;
+        let forced = std::env::var(p::FORCE_ROOTLESS).as_deref() == Ok("1");
+        if !p::in_user_namespace() && (forced || (!netns::is_root() && p::rootless_possible())) {
+            return match p::rerun_in_user_namespace() {
+                Ok(st) => ExitCode::from(st.code().map_or(1, |c| c as u8)),
+                Err(e) => {
+                    eprintln!("host-bridge: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let threads = cli.threads.unwrap_or_else(default_threads);
     let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -466,6 +499,8 @@ async fn run(cli: Cli) -> Result<u8> {
             no_auto_args,
             mac,
             timeout,
+            gdb,
+            relay,
             bridge,
             server,
             firmware_args,
@@ -480,6 +515,8 @@ async fn run(cli: Cli) -> Result<u8> {
                 port: bridge.port,
                 server: server.config()?,
                 firmware_args,
+                gdb,
+                relay,
             };
             host_bridge::run::run(cfg, signals.recv(), Some(link_switch()?)).await
         }

@@ -82,6 +82,11 @@ pub fn reap_stale(prefix: &str) -> Vec<String> {
 #[derive(Debug)]
 pub struct Netns {
     name: String,
+    /// The namespace itself: it lives as long as this (or a socket, tap or
+    /// process inside it) does, with or without its name in `/run/netns`.
+    file: File,
+    /// Still named in `/run/netns` (see [`Netns::unname`]).
+    named: bool,
 }
 
 impl Netns {
@@ -89,7 +94,19 @@ impl Netns {
     pub fn create(prefix: &str) -> Result<Netns> {
         let name = unique_name(prefix);
         ip(&["netns", "add", &name]).context("make a network namespace (needs root)")?;
-        let ns = Netns { name };
+        let path = PathBuf::from(NETNS_DIR).join(&name);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = ip(&["netns", "del", &name]);
+                return Err(e).with_context(|| format!("open {}", path.display()));
+            }
+        };
+        let ns = Netns {
+            name,
+            file,
+            named: true,
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -116,11 +133,10 @@ impl Netns {
     /// Runs `f` on a new thread that has entered the namespace, and returns its
     /// result. Sockets and taps opened by `f` belong to the namespace for good.
     pub fn enter<R: Send>(&self, f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
-        let path = PathBuf::from(NETNS_DIR).join(&self.name);
-        let file = File::open(&path).with_context(|| format!("open {}", path.display()))?;
+        let file = &self.file;
         std::thread::scope(|s| {
             s.spawn(move || {
-                setns(&file, CloneFlags::CLONE_NEWNET).context("setns into the namespace")?;
+                setns(file, CloneFlags::CLONE_NEWNET).context("setns into the namespace")?;
                 f()
             })
             .join()
@@ -129,8 +145,26 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Removes the name from `/run/netns` (which needs root) while the set-up is
+    /// still root, keeping the namespace: it then goes by itself when the last
+    /// thing in it (our descriptors, our children) goes, with no root needed for
+    /// the teardown, even after SIGKILL. `ip -n`/`ip netns exec` no longer find it;
+    /// [`Netns::enter`] still works.
+    pub fn unname(&mut self) -> Result<()> {
+        if self.named {
+            ip(&["netns", "del", &self.name])?;
+            self.named = false;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
+        if !self.named {
+            return;
+        }
         if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!(
                 "host-bridge: could not remove namespace {}: {e:#}",

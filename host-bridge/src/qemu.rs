@@ -57,6 +57,12 @@ pub struct QemuRun {
     pub mac: Option<String>,
     /// `FIRMWARE_TIMEOUT` in seconds.
     pub timeout_s: Option<u64>,
+    /// `FIRMWARE_GDB`: start halted with QEMU's gdb stub on 127.0.0.1:PORT (a
+    /// number) or on a unix socket (a path).
+    pub gdb: Option<String>,
+    /// A descriptor of ours that QEMU inherits under the same number (the tap
+    /// named in `net` as `fd=N`, on the bridge's direct path).
+    pub pass_fd: Option<std::os::fd::RawFd>,
 }
 
 fn pump<R: AsyncRead + Unpin + Send + 'static>(
@@ -99,10 +105,27 @@ impl Qemu {
         if let Some(t) = run.timeout_s {
             cmd.env("FIRMWARE_TIMEOUT", t.to_string());
         }
+        if let Some(gdb) = &run.gdb {
+            cmd.env("FIRMWARE_GDB", gdb);
+        }
         cmd.process_group(0).kill_on_drop(true);
         // Even if we are SIGKILLed: `timeout` (what ci/qemu-run execs) passes the
         // SIGTERM on to QEMU and ends.
         crate::child::end_with_parent(cmd.as_std_mut(), Signal::SIGTERM);
+        if let Some(fd) = run.pass_fd {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: runs in the child between fork and exec, where fcntl (async-
+            // signal-safe) clears close-on-exec of a descriptor the child has as
+            // a copy of ours: `ci/qemu-run`, `timeout` and QEMU then inherit it.
+            unsafe {
+                cmd.as_std_mut().pre_exec(move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start {}", run.runner.display()))?;

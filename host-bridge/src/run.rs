@@ -2,7 +2,8 @@
 //! on the bridge (root) or on QEMU's user network, as one library call that the
 //! CLI and tests share. [`run`] starts the server (and the bridge), boots the
 //! image through `ci/qemu-run`, waits for the firmware or an interruption, then
-//! takes everything down and returns the firmware's exit status.
+//! takes everything down and returns the firmware's exit status. On the bridge,
+//! root is used for the set-up only (see [`crate::privilege`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{Bridge, BridgeConfig};
 use crate::netns;
+use crate::privilege::RunAs;
 use crate::qemu::{self, Qemu, QemuRun};
 use crate::server::{self, ServerConfig};
 
@@ -45,6 +47,13 @@ pub struct RunConfig {
     pub server: ServerConfig,
     /// The firmware's own arguments.
     pub firmware_args: Vec<String>,
+    /// Start QEMU halted with its gdb stub on 127.0.0.1:PORT (a number) or on a
+    /// unix socket (a path); `ci/qemu-run` prints the command that attaches.
+    pub gdb: Option<String>,
+    /// On the bridge, relay frames through host-bridge even with nothing to do
+    /// to them (for the relay's counters and the link switch). Without it, and
+    /// without impairment, QEMU gets the tap itself (the direct path).
+    pub relay: bool,
 }
 
 /// Boots the firmware with the server running until it exits (its status) or
@@ -56,6 +65,7 @@ pub async fn run(
     mut link_switch: Option<Signal>,
 ) -> Result<u8> {
     let repo = qemu::repo_root();
+    let direct = direct_path(&cfg);
     let image = match cfg.image {
         Some(i) => i,
         None => qemu::default_image(&repo)?,
@@ -67,11 +77,29 @@ pub async fn run(
     );
     let use_bridge = !cfg.user_net && netns::is_root();
     if !use_bridge && !cfg.user_net {
-        tracing::warn!("not root: using QEMU's user network instead of the bridge");
+        tracing::warn!("{}", crate::privilege::rootless_diagnosis());
     }
     let (br, listener) = if use_bridge {
-        let br = Bridge::start(cfg.bridge.clone())?;
+        // Root only for the namespace, the tap and the sockets inside; the
+        // server, the relay and QEMU then run as the invoking user.
+        let mut bridge_cfg = cfg.bridge.clone();
+        // In a user namespace of our own we are no one's root: nothing to drop.
+        if crate::privilege::in_user_namespace() {
+            tracing::info!("rootless: the bridge is made in a user namespace of our own");
+        } else {
+            bridge_cfg.run_as = Some(RunAs::invoking_user()?);
+        }
+        bridge_cfg.direct = direct;
+        let mut br = Bridge::start(bridge_cfg)?;
         let l = br.listen_tcp(cfg.port.unwrap_or(8000))?;
+        br.drop_privileges()?;
+        std::fs::File::open(&image).with_context(|| {
+            format!(
+                "the image {} is not readable by the user the run continues as \
+                 (sudo's SUDO_UID, else nobody): put it where that user can read it",
+                image.display()
+            )
+        })?;
         (Some(br), l)
     } else {
         let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port.unwrap_or(0)));
@@ -103,6 +131,8 @@ pub async fn run(
         net: br.as_ref().map(|b| b.qemu_net_options(&cfg.mac)),
         mac: Some(cfg.mac),
         timeout_s: Some(cfg.timeout_s),
+        gdb: cfg.gdb,
+        pass_fd: br.as_ref().and_then(Bridge::qemu_fd),
     };
     tracing::info!("booting {} {}", boot.image.display(), boot.args.join(" "));
     let mut qemu = Qemu::spawn(&boot)?;
@@ -118,7 +148,8 @@ pub async fn run(
                 break 130;
             }
             Some(()) = next_signal(&mut link_switch) => match &br {
-                Some(br) => toggle_link(br),
+                Some(br) if br.relays() => toggle_link(br),
+                Some(_) => tracing::warn!("link switch: QEMU has the tap itself, no cable to pull (start with --relay)"),
                 None => tracing::warn!("link switch: no bridge (user network), no cable to pull"),
             },
         }
@@ -126,12 +157,22 @@ pub async fn run(
     stop.cancel();
     let served = srv.await.context("server task")?;
     if let Some(br) = br {
+        let relayed = br.relays();
         let stats = br.shutdown().await?;
-        eprintln!("relay counters:\n{stats}");
+        if relayed {
+            eprintln!("relay counters:\n{stats}");
+        }
     }
     served?;
     tracing::info!("firmware exited with status {status}");
     Ok(u8::try_from(status).unwrap_or(1))
+}
+
+/// Whether QEMU gets the tap itself: the relay would have nothing to do (no
+/// impairment, no outage; a capture is QEMU's own `filter-dump` then), and
+/// `--relay` does not ask for it.
+fn direct_path(cfg: &RunConfig) -> bool {
+    !cfg.relay && cfg.bridge.relay.to_guest.is_none() && cfg.bridge.relay.to_host.is_none()
 }
 
 /// The next signal of `sig`; never, without one.

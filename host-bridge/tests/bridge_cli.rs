@@ -182,7 +182,7 @@ fn fake_repo(behaviour: &str) -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(dir.join("ci")).expect("dir");
     let script = format!(
-        "#!/bin/sh\necho \"bridge-pid=$PPID\"\necho \"image=$1\"\nshift\necho \"args=$*\"\necho \"net=$FIRMWARE_NET\"\necho \"mac=$FIRMWARE_MAC\"\n{behaviour}\n"
+        "#!/bin/sh\necho \"bridge-pid=$PPID\"\necho \"image=$1\"\nshift\necho \"args=$*\"\necho \"net=$FIRMWARE_NET\"\necho \"mac=$FIRMWARE_MAC\"\necho \"fds=$(ls /proc/$$/fd | tr '\\n' ' ')\"\n{behaviour}\n"
     );
     let path = dir.join("ci/qemu-run");
     std::fs::write(&path, script).expect("script");
@@ -239,12 +239,31 @@ fn run_passes_the_bridge_to_qemu_run_and_exits_with_the_firmware_status() {
         ),
         "{stdout}"
     );
+    // Nothing for the relay to do: QEMU gets the tap itself, a descriptor it inherits.
+    let fd = stdout
+        .split("net=-netdev tap,id=n0,fd=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no tap fd in the network options: {stdout}"));
+    let fds = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("firmware| fds="))
+        .unwrap_or_else(|| panic!("{stdout}"));
     assert!(
-        stdout.contains("net=-netdev dgram,id=n0,local.type=unix,local.path=/"),
-        "{stdout}"
+        fds.split(' ').any(|f| f == fd),
+        "fd {fd} not inherited (has {fds}): {stdout}"
     );
     assert!(
         stdout.contains("-net nic,model=stellaris,netdev=n0,macaddr=52:54:00:12:34:56"),
+        "{stdout}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // --relay: the relay's dgram socket instead.
+    let (out, left) = run_with_fake_qemu("exit 3", &["--relay"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("net=-netdev dgram,id=n0,local.type=unix,local.path=/"),
         "{stdout}"
     );
     assert!(left.is_empty(), "left behind: {left:?}");
@@ -488,16 +507,17 @@ fn the_link_goes_down_on_schedule_and_on_sigusr1_and_comes_back() {
     assert!(!netns::exists(&ns), "namespace {ns} left behind");
 }
 
-/// SIGUSR1 to `run` switches its bridge's link too (here the stand-in QEMU
-/// sends it, twice, to the host-bridge that started it).
+/// SIGUSR1 to `run --relay` switches its bridge's link too (here the stand-in
+/// QEMU sends it, twice, to the host-bridge that started it).
 #[test]
 fn sigusr1_to_run_takes_the_link_down_and_up() {
     if !can_run() {
         return;
     }
+    // The cable is the relay's: `--relay` keeps it on the fast path's default.
     let (out, left) = run_with_fake_qemu(
         "kill -USR1 $PPID; sleep 0.3; kill -USR1 $PPID; sleep 0.3; exit 0",
-        &[],
+        &["--relay"],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");

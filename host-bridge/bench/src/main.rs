@@ -7,12 +7,16 @@
 //! bench grid     ...                 the server grid only (DIR/grid.json)
 //! bench e2e      [--out DIR]         the firmware through QEMU (DIR/e2e.json)
 //! bench impaired [--out DIR]         the firmware on a lossy bridge, before/after (DIR/impaired.json)
+//! bench fastpath [--out DIR] [--count N] [--rounds R]
+//!                                    host-bridge run (fast path, --relay) vs QEMU's own tap
+//!                                    (DIR/fastpath.json, a section of REPORT.md)
 //! bench footprint [--out DIR]        flash/RAM by part (DIR/footprint.json, footprint.csv)
 //! bench report   [--out DIR]         REPORT.md and PNGs from the JSON files in DIR
 //! bench load     --url ws://127.0.0.1:PORT/ws -c C -s S [--secs T] [--msgs M] [--pid PID]
 //! ```
 
 mod e2e;
+mod fastpath;
 mod footprint;
 mod grid;
 mod impaired;
@@ -156,6 +160,18 @@ enum Cmd {
         #[arg(long)]
         no_build: bool,
     },
+    /// `host-bridge run`'s default (fast path) and `--relay` against QEMU's own tap,
+    /// per round trip: just these rows (root).
+    Fastpath {
+        #[command(flatten)]
+        common: Common,
+        /// Echoes per run.
+        #[arg(long, default_value_t = 1000)]
+        count: u32,
+        /// Rounds (each runs the three rows, order rotating).
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
     /// REPORT.md and charts from the JSON files.
     Report {
         #[command(flatten)]
@@ -245,6 +261,19 @@ fn main() -> Result<()> {
             report::write(&out)
         }
         Cmd::Report { common } => report::write(&prepare(&common)?),
+        Cmd::Fastpath {
+            common,
+            count,
+            rounds,
+        } => {
+            let out = prepare(&common)?;
+            let image = host_bridge::qemu::default_image(&common.root.canonicalize()?)?;
+            let mut data = fastpath::run(&common.root, &image, count, rounds)?;
+            data.started_utc = utc_now();
+            eprint!("{}", fastpath::markdown(&data));
+            write_json(&out.join("fastpath.json"), &data)?;
+            report::write(&out)
+        }
         Cmd::Load {
             url,
             conns,

@@ -372,6 +372,15 @@ pub fn write(out: &Path) -> Result<()> {
         }
     }
 
+    // ---- host-bridge run vs QEMU's own tap (bench fastpath) ---------------------------
+    if let Some(fp) = read::<crate::fastpath::FastPathData>(&out.join("fastpath.json")) {
+        writeln!(
+            md,
+            "### host-bridge run: fast path and relay vs QEMU's own tap\n"
+        )?;
+        writeln!(md, "{}", crate::fastpath::markdown(&fp))?;
+    }
+
     // ---- impaired -------------------------------------------------------------------
     writeln!(md, "## Lost frames: the tap bridge with loss each way\n")?;
     match &impaired {
