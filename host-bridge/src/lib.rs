@@ -10,6 +10,7 @@
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
 //! * [`child`]: child processes (QEMU, dnsmasq) that die with us, even on SIGKILL.
 //! * [`run`]: `host-bridge run` as a library call: server, bridge and QEMU boot.
+//! * [`fleet`]: `host-bridge fleet`: many boards on one segment against one server.
 
 //!
 //! # The command line (clap, derive)
@@ -20,6 +21,9 @@
 //!   bridge  [--no-server] [BRIDGE FLAGS] [SERVER FLAGS] (root; prints FIRMWARE_NET=...)
 //!   run     [--image PATH] [--user-net] [--no-auto-args] [--mac MAC] [--timeout S]
 //!           [BRIDGE FLAGS] [SERVER FLAGS] -- FIRMWARE_ARGS
+//!   fleet   [--boards 16] [--first-board 0] [--wave 16] [--image PATH] [--user-net]
+//!           [--server ws://HOST:PORT/PATH] [--port P] [--impair SPEC] [--seed 1]
+//!           [--timeout S] [SERVER FLAGS] -- FIRMWARE_ARGS
 //! SERVER FLAGS: --path /ws  --echo  --allow-origin ORIGIN...  --max-message 1048576
 //!               --max-header 8192  --handshake-timeout 10  --ping-interval 20
 //!               --idle-timeout 60  --max-connections 1024
@@ -42,6 +46,7 @@
 
 pub mod bridge;
 pub mod child;
+pub mod fleet;
 pub mod impair;
 pub mod link;
 pub mod netns;
