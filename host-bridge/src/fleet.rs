@@ -48,6 +48,8 @@ const PREFIX: u8 = 16;
 const POOL: (Ipv4Addr, Ipv4Addr) = (Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 255, 254));
 /// The Linux bridge's name inside the namespace.
 const BRIDGE: &str = "br0";
+/// The bridge's (the host's) MAC address on the segment.
+const BRIDGE_MAC: &str = "52:54:02:00:00:01";
 /// The host as QEMU's user network shows it to the guest.
 const SLIRP_HOST: &str = "10.0.2.2";
 
@@ -235,8 +237,10 @@ pub async fn run(cfg: FleetConfig, interrupted: impl Future<Output = ()>) -> Res
                     let board = match &segment {
                         Some(seg) => match seg.plug(k, &relay) {
                             Ok(cable) => {
-                                let b = boot(&spec, k, Some(seg.net_options(k)), stop).await;
-                                cable.unplug().await;
+                                let mut b = boot(&spec, k, Some(seg.net_options(k)), stop).await;
+                                // The cable's counters tell a lost frame from a slow board.
+                                let stats = cable.unplug().await;
+                                b.log.extend(stats.lines().map(|l| format!("relay| {l}")));
                                 b
                             }
                             Err(e) => Board::not_started(k, format!("{e:#}")),
@@ -337,7 +341,12 @@ struct Segment {
 impl Segment {
     fn start() -> Result<Segment> {
         let (ns, dir) = bridge::new_namespace()?;
-        ns.ip(&["link", "add", BRIDGE, "type", "bridge"])?;
+        // A fixed address: a Linux bridge otherwise takes the lowest MAC of its
+        // ports, so the host's MAC would change as boards' taps come and go, and
+        // boards that had learned the old one would talk into the void.
+        ns.ip(&[
+            "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge",
+        ])?;
         let addr = format!("{HOST_IP}/{PREFIX}");
         ns.ip(&["addr", "add", &addr, "dev", BRIDGE])?;
         ns.ip(&["link", "set", BRIDGE, "up"])?;
@@ -404,11 +413,16 @@ struct Cable {
 }
 
 impl Cable {
-    async fn unplug(self) {
-        let _ = self.relay.stop().await;
+    /// Stops the relay; returns its counters as text.
+    async fn unplug(self) -> String {
+        let stats = match self.relay.stop().await {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("relay: {e:#}"),
+        };
         for f in self.files {
             let _ = std::fs::remove_file(f);
         }
+        stats
     }
 }
 

@@ -497,7 +497,11 @@ async fn run(cli: Cli) -> Result<u8> {
                 firmware_args: a.firmware_args,
             };
             let report = host_bridge::fleet::run(cfg, signals.recv()).await?;
-            for b in report.failed() {
+            for b in report
+                .boards
+                .iter()
+                .filter(|b| b.status != 0 || std::env::var_os("FLEET_ALL_LOGS").is_some())
+            {
                 eprintln!(
                     "board {} ({}) exited with status {}:",
                     b.id, b.mac, b.status
