@@ -35,7 +35,8 @@ fn sixty_four_boards_each_echo_twenty_messages() {
     run.assert_status(0);
     let network = if is_root() { "bridge" } else { "user network" };
     assert!(
-        run.stdout.contains(&format!("fleet: 64 boards on the {network}"))
+        run.stdout
+            .contains(&format!("fleet: 64 boards on the {network}"))
             && run.stdout.contains("booted 64, passed 64, failed 0"),
         "summary:\n{run}"
     );
@@ -61,7 +62,8 @@ fn a_board_that_fails_fails_the_fleet_and_shows_its_log() {
     assert!(run.stdout.contains("passed 0, failed 2"), "{run}");
     // Each failing board's log, named by its number and MAC (from --first-board).
     assert!(
-        run.stderr.contains("board 300 (52:54:01:00:01:2c) exited with status")
+        run.stderr
+            .contains("board 300 (52:54:01:00:01:2c) exited with status")
             && run.stderr.contains("board 301| firmware| "),
         "{run}"
     );
