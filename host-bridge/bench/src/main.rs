@@ -7,11 +7,14 @@
 //! bench grid     ...                 the server grid only (DIR/grid.json)
 //! bench e2e      [--out DIR]         the firmware through QEMU (DIR/e2e.json)
 //! bench footprint [--out DIR]        flash/RAM by part (DIR/footprint.json, footprint.csv)
+//! bench fleet    [--out DIR] [--fleet-boards 1,16,64,256] [--fleet-reps 3] [--fleet-count 20]
+//!                                    the fleet row: `host-bridge fleet` by N (DIR/fleet.json)
 //! bench report   [--out DIR]         REPORT.md and PNGs from the JSON files in DIR
 //! bench load     --url ws://127.0.0.1:PORT/ws -c C -s S [--secs T] [--msgs M] [--pid PID]
 //! ```
 
 mod e2e;
+mod fleet;
 mod footprint;
 mod grid;
 mod load;
@@ -91,6 +94,22 @@ struct E2eArgs {
     no_build: bool,
 }
 
+#[derive(Args, Clone)]
+struct FleetArgs {
+    /// Fleet sizes N (boards).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64, 256])]
+    fleet_boards: Vec<u32>,
+    /// Rounds, every size once per round (order rotated); figures are medians.
+    #[arg(long, default_value_t = 3)]
+    fleet_reps: usize,
+    /// Echoes per board.
+    #[arg(long, default_value_t = 20)]
+    fleet_count: u32,
+    /// Boards at once (`host-bridge fleet --wave`).
+    #[arg(long, default_value_t = 16)]
+    fleet_wave: usize,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Everything, then the report.
@@ -101,6 +120,18 @@ enum Cmd {
         grid: GridArgs,
         #[command(flatten)]
         e2e: E2eArgs,
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
+    /// The fleet row: `host-bridge fleet` for each N (root: on the bridge).
+    Fleet {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Do not build the firmware image first.
+        #[arg(long)]
+        no_build: bool,
     },
     /// The server grid.
     Grid {
@@ -158,12 +189,18 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::All { common, grid, e2e } => {
+        Cmd::All {
+            common,
+            grid,
+            e2e,
+            fleet,
+        } => {
             let out = prepare(&common)?;
             let t0 = std::time::Instant::now();
             let started = utc_now();
             run_footprint(&common, &out, e2e.no_build)?;
             run_e2e(&common, &out, &e2e, true)?;
+            run_fleet(&common, &out, &fleet, true)?;
             run_grid(&common, &out, &grid)?;
             run_micro(&out)?;
             let args: Vec<String> = std::env::args().skip(1).collect();
@@ -175,6 +212,15 @@ fn main() -> Result<()> {
                     "args": args.join(" "),
                 }),
             )?;
+            report::write(&out)
+        }
+        Cmd::Fleet {
+            common,
+            fleet,
+            no_build,
+        } => {
+            let out = prepare(&common)?;
+            run_fleet(&common, &out, &fleet, no_build)?;
             report::write(&out)
         }
         Cmd::Micro { common } => {
@@ -274,6 +320,18 @@ fn run_e2e(common: &Common, out: &Path, e: &E2eArgs, no_build: bool) -> Result<(
     let path = out.join("e2e.json");
     std::fs::write(&path, serde_json::to_string(&data)? + "\n")
         .with_context(|| format!("write {}", path.display()))
+}
+
+fn run_fleet(common: &Common, out: &Path, f: &FleetArgs, no_build: bool) -> Result<()> {
+    let cfg = fleet::FleetConfig {
+        boards: f.fleet_boards.clone(),
+        reps: f.fleet_reps,
+        count: f.fleet_count,
+        wave: f.fleet_wave,
+        build: !no_build,
+    };
+    let data = fleet::run(&common.root, &cfg)?;
+    write_json(&out.join("fleet.json"), &data)
 }
 
 fn run_micro(out: &Path) -> Result<()> {

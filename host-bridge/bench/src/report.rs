@@ -370,6 +370,16 @@ pub fn write(out: &Path) -> Result<()> {
         }
     }
 
+    // ---- fleet ----------------------------------------------------------------------
+    writeln!(md, "## A fleet: many boards against one server\n")?;
+    match read::<crate::fleet::FleetData>(&out.join("fleet.json")) {
+        None => writeln!(
+            md,
+            "Not measured: no fleet.json (run `bench fleet` or `bash ci/bench.sh`).\n"
+        )?,
+        Some(f) => crate::fleet::section(&mut md, &f, out)?,
+    }
+
     // ---- footprint ------------------------------------------------------------------
     writeln!(md, "## Footprint of the firmware image\n")?;
     match &fp {
