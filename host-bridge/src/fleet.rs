@@ -650,7 +650,7 @@ impl FleetReport {
              booted {booted}, passed {}, failed {failed}\n\
              time to first echo: p50 {}, p99 {}\n\
              peak memory per board: p50 {}, max {}\n\
-             CPU: boards {:.1} s ({:.2} s per board), host-bridge {:.2} s; wall {wall:.1} s ({:.1} boards/s)",
+             CPU: boards {:.2} s ({:.3} s per board), host-bridge {:.3} s; wall {wall:.2} s ({:.2} boards/s)",
             self.network,
             n - failed,
             ms(self.first_echo(50)),

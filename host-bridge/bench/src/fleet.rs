@@ -277,14 +277,20 @@ fn chart_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting: {e:?}")
 }
 
-/// Cost per board (ms) against N: wall time, QEMU CPU, host-bridge CPU, and the
-/// median time to first echo; x is N's position (1, 16, 64, 256 evenly spaced).
+type Series = (
+    &'static str,
+    plotters::style::RGBColor,
+    fn(&FleetRow) -> Option<f64>,
+);
+
+/// Two panels against N (evenly spaced: 1, 16, 64, 256): the cost per board
+/// (wall time, QEMU CPU, host-bridge CPU) and the time to first echo (p50, p99).
 fn chart(rows: &[FleetRow], path: &Path) -> Result<()> {
     use plotters::prelude::*;
     if rows.is_empty() {
         bail!("no rows");
     }
-    let series: [(&str, RGBColor, fn(&FleetRow) -> Option<f64>); 4] = [
+    let cost: Vec<Series> = vec![
         ("wall time per board", RGBColor(0xd9, 0x5f, 0x02), |r| {
             Some(r.wall_per_board_ms)
         }),
@@ -296,24 +302,36 @@ fn chart(rows: &[FleetRow], path: &Path) -> Result<()> {
             RGBColor(0x75, 0x70, 0xb3),
             |r| Some(r.host_cpu_per_board_ms),
         ),
-        ("first echo, p50", RGBColor(0x66, 0x66, 0x66), |r| {
-            r.first_echo_p50_ms
-        }),
     ];
+    let echo: Vec<Series> = vec![
+        ("p50", RGBColor(0x66, 0x66, 0x66), |r| r.first_echo_p50_ms),
+        ("p99", RGBColor(0xe7, 0x29, 0x8a), |r| r.first_echo_p99_ms),
+    ];
+    let root = BitMapBackend::new(path, (1100, 460)).into_drawing_area();
+    root.fill(&WHITE).map_err(chart_err)?;
+    let (left, right) = root.split_horizontally(580);
+    panel(&left, rows, "cost per board (ms) against N", &cost)?;
+    panel(&right, rows, "time to first echo (ms) against N", &echo)?;
+    root.present().map_err(chart_err)?;
+    Ok(())
+}
+
+fn panel<DB: plotters::prelude::DrawingBackend>(
+    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[FleetRow],
+    title: &str,
+    series: &[Series],
+) -> Result<()> {
+    use plotters::prelude::*;
     let hi = rows
         .iter()
         .flat_map(|r| series.iter().filter_map(move |s| (s.2)(r)))
         .fold(0.0f64, f64::max)
-        * 1.15;
-    let root = BitMapBackend::new(path, (760, 460)).into_drawing_area();
-    root.fill(&WHITE).map_err(chart_err)?;
+        * 1.2;
     let n = rows.len();
     let labels: Vec<u32> = rows.iter().map(|r| r.boards).collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "A fleet: cost per board against the number of boards N",
-            ("sans-serif", 18),
-        )
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(60)
@@ -331,10 +349,11 @@ fn chart(rows: &[FleetRow], path: &Path) -> Result<()> {
             }
         })
         .y_desc("ms")
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(chart_err)?;
-    for (name, color, f) in series {
+    for &(name, color, f) in series {
         let pts: Vec<(f64, f64)> = rows
             .iter()
             .enumerate()
@@ -362,7 +381,6 @@ fn chart(rows: &[FleetRow], path: &Path) -> Result<()> {
         .label_font(("sans-serif", 12))
         .draw()
         .map_err(chart_err)?;
-    root.present().map_err(chart_err)?;
     Ok(())
 }
 
@@ -376,7 +394,7 @@ mod tests {
                     booted 64, passed 63, failed 1\n\
                     time to first echo: p50 735 ms, p99 1190 ms\n\
                     peak memory per board: p50 38.2 MiB, max 38.6 MiB\n\
-                    CPU: boards 7.5 s (0.12 s per board), host-bridge 0.72 s; wall 5.4 s (11.9 boards/s)\n";
+                    CPU: boards 7.50 s (0.117 s per board), host-bridge 0.720 s; wall 5.40 s (11.85 boards/s)\n";
         let (net, r) = parse_summary(text).unwrap();
         assert_eq!(net, "bridge");
         assert_eq!(
@@ -386,7 +404,7 @@ mod tests {
                 passed: 63,
                 failed: 1,
                 wall_s: 5.4,
-                boards_per_s: 11.9,
+                boards_per_s: 11.85,
                 first_echo_p50_ms: Some(735.0),
                 first_echo_p99_ms: Some(1190.0),
                 mem_p50_mib: Some(38.2),
