@@ -107,6 +107,18 @@ pub fn run(root: &Path, cfg: &FleetConfig) -> Result<FleetData> {
                 "bench: fleet of {n}: {} passed, wall {:.1} s, {:.1} boards/s",
                 r.passed, r.wall_s, r.boards_per_s
             );
+            if r.failed > 0 {
+                // The failing boards' logs (host-bridge fleet prints them on stderr).
+                let log =
+                    std::env::temp_dir().join(format!("bench-fleet-{n}-round{}.log", rep + 1));
+                if std::fs::write(&log, &out.stderr).is_ok() {
+                    eprintln!(
+                        "bench: fleet of {n}: {} failed, their logs in {}",
+                        r.failed,
+                        log.display()
+                    );
+                }
+            }
             data.network = network;
             data.runs.push(r);
         }

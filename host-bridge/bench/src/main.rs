@@ -70,6 +70,11 @@ struct GridArgs {
     /// Worker threads of the Rust servers (1 = a current-thread runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Servers of the grid (of host-bridge, tokio-tungstenite, fastwebsockets,
+    /// tornado); `bench grid --servers host-bridge,fastwebsockets,tokio-tungstenite
+    /// --heavy-load-threads 0` is the Rust peers' grid alone.
+    #[arg(long, value_delimiter = ',', default_values_t = servers::SERVERS.map(String::from))]
+    servers: Vec<String>,
     /// Load generator threads of the second grid (grid-heavy.json), which
     /// measures host-bridge and tokio-tungstenite under a load that competes with
     /// the server for the cores; 0 skips it. The first grid uses one load thread.
@@ -292,8 +297,21 @@ fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
         reps: g.reps,
         threads: g.threads,
         client_threads: 1,
-        servers: vec!["host-bridge", "tokio-tungstenite", "tornado"],
+        servers: servers::SERVERS
+            .into_iter()
+            .filter(|n| g.servers.iter().any(|w| w == n))
+            .collect(),
     };
+    if let Some(unknown) = g
+        .servers
+        .iter()
+        .find(|w| !servers::SERVERS.contains(&w.as_str()))
+    {
+        anyhow::bail!(
+            "--servers: unknown server {unknown} (known: {:?})",
+            servers::SERVERS
+        );
+    }
     let data = grid::run(&common.root, &cfg, &log_dir())?;
     write_json(&out.join("grid.json"), &data)?;
     let heavy = out.join("grid-heavy.json");
@@ -302,8 +320,9 @@ fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
         return Ok(());
     }
     // tornado is left out: one thread of Python is the bottleneck with any load.
+    // (fastwebsockets stays, when asked for.)
     cfg.client_threads = g.heavy_load_threads;
-    cfg.servers = vec!["host-bridge", "tokio-tungstenite"];
+    cfg.servers.retain(|n| *n != "tornado");
     let data = grid::run(&common.root, &cfg, &log_dir())?;
     write_json(&heavy, &data)
 }

@@ -20,6 +20,7 @@ type Metric = fn(&LoadResult) -> Option<f64>;
 const HB: &str = "host-bridge";
 const TT: &str = "tokio-tungstenite";
 const TORNADO: &str = "tornado";
+const FWS: &str = "fastwebsockets";
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -595,7 +596,7 @@ fn grid_section(md: &mut String, g: &GridData) -> Result<()> {
     }
     writeln!(md)?;
 
-    let ratio_cols: Vec<(&str, &str)> = [(HB, TT), (HB, TORNADO), (TT, TORNADO)]
+    let ratio_cols: Vec<(&str, &str)> = [(HB, FWS), (HB, TT), (HB, TORNADO), (TT, TORNADO)]
         .into_iter()
         .filter(|(a, b)| g.servers.iter().any(|s| s == a) && g.servers.iter().any(|s| s == b))
         .collect();
@@ -874,6 +875,7 @@ fn server_color(name: &str) -> RGBColor {
         HB => RGBColor(0xd9, 0x5f, 0x02),
         TT => RGBColor(0x1b, 0x9e, 0x77),
         TORNADO => RGBColor(0x75, 0x70, 0xb3),
+        FWS => RGBColor(0xe7, 0x29, 0x8a),
         _ => RGBColor(0x66, 0x66, 0x66),
     }
 }
