@@ -119,7 +119,7 @@ impl Default for BridgeConfig {
 
 /// A private directory for the unix sockets, removed on drop.
 #[derive(Debug)]
-struct SockDir(PathBuf);
+pub(crate) struct SockDir(pub(crate) PathBuf);
 
 impl Drop for SockDir {
     fn drop(&mut self) {
@@ -144,31 +144,7 @@ impl Bridge {
     /// Makes the namespace, the tap with `cfg.host_ip`, the socket for QEMU, and
     /// starts relaying. Needs root and a tokio runtime.
     pub fn start(cfg: BridgeConfig) -> Result<Bridge> {
-        let prefix = ns_prefix();
-        for stale in netns::reap_stale(&prefix) {
-            // A warning: shown even with --quiet, since it means a run was killed.
-            tracing::warn!(
-                "removed namespace {stale} (and its tap) left by a process that no longer runs"
-            );
-            let _ = std::fs::remove_dir_all(sock_dir(&stale));
-        }
-        for stale in reap_stale_sock_dirs(&prefix) {
-            tracing::warn!(
-                "removed socket directory {} left by a run that no longer runs",
-                stale.display()
-            );
-        }
-        let ns = Netns::create(&prefix)?;
-        let dir = SockDir(sock_dir(ns.name()));
-        std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
-        // IPv4 only on this wire: no IPv6 router/neighbour chatter to the guest
-        // or in the pcap (best effort: the kernel may lack IPv6).
-        let _ = ns.enter(|| {
-            for knob in ["all", "default"] {
-                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{knob}/disable_ipv6"), "1");
-            }
-            Ok(())
-        });
+        let (ns, dir) = new_namespace()?;
         let tap = netns::open_tap(&ns, &cfg.tap)?;
         let addr = format!("{}/{}", cfg.host_ip, cfg.prefix);
         ns.ip(&["addr", "add", &addr, "dev", &cfg.tap])?;
@@ -214,7 +190,14 @@ impl Bridge {
             (Some(relay), None)
         };
         let dhcp = if cfg.dhcp {
-            Some(Dhcp::start(&ns, &cfg)?)
+            Some(Dhcp::start(
+                &ns,
+                &cfg.tap,
+                (cfg.guest_ip, cfg.guest_ip),
+                cfg.prefix,
+                cfg.host_ip,
+                cfg.run_as.as_ref(),
+            )?)
         } else {
             None
         };
@@ -333,13 +316,55 @@ impl Bridge {
     }
 }
 
+/// A namespace of our own (`PREFIX-PID-N`, IPv4 only) and its socket directory,
+/// after removing those left by killed runs. Shared by the bridge and the fleet.
+pub(crate) fn new_namespace() -> Result<(Netns, SockDir)> {
+    let prefix = ns_prefix();
+    for stale in netns::reap_stale(&prefix) {
+        // A warning: shown even with --quiet, since it means a run was killed.
+        tracing::warn!(
+            "removed namespace {stale} (and its tap) left by a process that no longer runs"
+        );
+        let _ = std::fs::remove_dir_all(sock_dir(&stale));
+    }
+    for stale in reap_stale_sock_dirs(&prefix) {
+        tracing::warn!(
+            "removed socket directory {} left by a run that no longer runs",
+            stale.display()
+        );
+    }
+    let ns = Netns::create(&prefix)?;
+    let dir = SockDir(sock_dir(ns.name()));
+    std::fs::create_dir_all(&dir.0).with_context(|| format!("create {}", dir.0.display()))?;
+    // IPv4 only on this wire: no IPv6 router/neighbour chatter to the guest
+    // or in the pcap (best effort: the kernel may lack IPv6).
+    let _ = ns.enter(|| {
+        for knob in ["all", "default"] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{knob}/disable_ipv6"), "1");
+        }
+        Ok(())
+    });
+    Ok((ns, dir))
+}
+
 /// dnsmasq as a DHCP-only server inside the namespace; stopped on drop.
-struct Dhcp(std::process::Child);
+pub(crate) struct Dhcp(std::process::Child);
 
 impl Dhcp {
-    fn start(ns: &Netns, cfg: &BridgeConfig) -> Result<Dhcp> {
+    /// Leases addresses `pool.0..=pool.1` (netmask from `prefix`, router
+    /// `router`) on interface `iface` of `ns`; with `run_as`, dnsmasq drops to
+    /// that user once its socket is open (so that the run, no longer root, can
+    /// still stop it).
+    pub(crate) fn start(
+        ns: &Netns,
+        iface: &str,
+        pool: (Ipv4Addr, Ipv4Addr),
+        prefix: u8,
+        router: Ipv4Addr,
+        run_as: Option<&RunAs>,
+    ) -> Result<Dhcp> {
         let mask = u32::MAX
-            .checked_shl(32 - u32::from(cfg.prefix.min(32)))
+            .checked_shl(32 - u32::from(prefix.min(32)))
             .unwrap_or(0);
         let mask = Ipv4Addr::from(mask);
         let mut cmd = ns.command("dnsmasq");
@@ -355,13 +380,15 @@ impl Dhcp {
             "--quiet-dhcp",
             "--no-ping", // don't wait ~3 s probing the address before offering it
         ])
-        .arg(format!("--interface={}", cfg.tap))
+        .arg(format!("--interface={iface}"))
+        .arg(format!("--dhcp-range={},{},{mask},1h", pool.0, pool.1))
+        // dnsmasq's default cap is 1000 leases: a fleet may need its whole pool.
         .arg(format!(
-            "--dhcp-range={},{},{mask},1h",
-            cfg.guest_ip, cfg.guest_ip
+            "--dhcp-lease-max={}",
+            u32::from(pool.1).saturating_sub(u32::from(pool.0)) + 1
         ))
-        .arg(format!("--dhcp-option=option:router,{}", cfg.host_ip))
-        .args(cfg.run_as.as_ref().map(|u| format!("--user={}", u.name)))
+        .arg(format!("--dhcp-option=option:router,{router}"))
+        .args(run_as.map(|u| format!("--user={}", u.name)))
         .arg("--pid-file=")
         .stdin(std::process::Stdio::null());
         // Inside our namespace, which the next start removes if we are SIGKILLed:
@@ -376,10 +403,9 @@ impl Dhcp {
             anyhow::bail!("dnsmasq for --dhcp exited at once ({st}); is dnsmasq-base installed?");
         }
         tracing::info!(
-            "DHCP: leasing {} (router {}) on {}",
-            cfg.guest_ip,
-            cfg.host_ip,
-            cfg.tap
+            "DHCP: leasing {}-{} (router {router}) on {iface}",
+            pool.0,
+            pool.1
         );
         Ok(Dhcp(child))
     }

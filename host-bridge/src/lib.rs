@@ -14,6 +14,7 @@
 //! * [`tutorial`]: no command (`cargo run` at the root): build the image, then `run`.
 //! * [`testing`]: test helpers for a firmware image (boot it, wait for its lines,
 //!   a server for it): this project's tests use them, yours can.
+//! * [`fleet`]: `host-bridge fleet`: many boards on one segment against one server.
 
 //!
 //! # The command line (clap, derive)
@@ -26,6 +27,9 @@
 //!   bridge  [--no-server] [BRIDGE FLAGS] [SERVER FLAGS] (root; prints FIRMWARE_NET=...)
 //!   run     [--image PATH] [--user-net] [--no-auto-args] [--mac MAC] [--timeout S]
 //!           [--gdb PORT|PATH] [--relay] [BRIDGE FLAGS] [SERVER FLAGS] -- FIRMWARE_ARGS
+//!   fleet   [--boards 16] [--first-board 0] [--wave 16] [--image PATH] [--user-net]
+//!           [--server ws://HOST:PORT/PATH] [--port P] [--impair SPEC] [--seed 1]
+//!           [--timeout S] [SERVER FLAGS] -- FIRMWARE_ARGS
 //! SERVER FLAGS: --path /ws  --echo  --allow-origin ORIGIN...  --max-message 1048576
 //!               --max-header 8192  --handshake-timeout 10  --ping-interval 20
 //!               --idle-timeout 60  --max-connections 1024
@@ -50,6 +54,7 @@
 
 pub mod bridge;
 pub mod child;
+pub mod fleet;
 pub mod impair;
 pub mod link;
 pub mod netns;

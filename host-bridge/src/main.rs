@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use host_bridge::bridge::{Bridge, BridgeConfig, RouteTuning};
+use host_bridge::fleet::FleetConfig;
 use host_bridge::impair::Impairment;
 use host_bridge::netns;
 use host_bridge::relay::RelayConfig;
@@ -128,6 +129,55 @@ enum Cmd {
         #[arg(last = true)]
         firmware_args: Vec<String>,
     },
+    /// Boot N boards, each with its own MAC address and DHCP lease, on one
+    /// emulated Ethernet segment (a Linux bridge in a namespace; root) or each on
+    /// its own QEMU user network (not root), against one server; print a summary
+    /// and every failing board's log; exit 0 only if every board exits 0.
+    /// FIRMWARE_ARGS follow `--`.
+    Fleet(FleetArgs),
+}
+
+#[derive(Args, Debug)]
+struct FleetArgs {
+    /// How many boards.
+    #[arg(long, default_value_t = 16)]
+    boards: u32,
+    /// The first board's number K (MAC 52:54:01:KK:KK:KK, tap fbK): fleets that
+    /// share a server (e.g. matrix jobs) take disjoint ranges.
+    #[arg(long, default_value_t = 0)]
+    first_board: u32,
+    /// Most boards running at once (boards start in rolling waves: the next
+    /// as one ends), so that hundreds don't boot at once on a few cores.
+    #[arg(long, default_value_t = 16)]
+    wave: usize,
+    /// Firmware image (default: what `ci/cargo-firmware path` prints).
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Every board on its own QEMU user network even when root.
+    #[arg(long)]
+    user_net: bool,
+    /// A server elsewhere, `ws://HOST:PORT/PATH`, instead of our own. On the
+    /// bridge host-bridge forwards the boards' connections to it; on the user
+    /// network the boards dial it (127.0.0.1 becomes 10.0.2.2).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Our server's port (default: 8000 on the bridge, any free one on 127.0.0.1).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Impairment of every board's cable (bridge only), as for `run`.
+    #[arg(long, default_value = "none")]
+    impair: Impairment,
+    /// Seed of the impairment (board K uses SEED + K).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Seconds before a board's QEMU is killed (exit status 124).
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    #[command(flatten)]
+    server_args: ServerArgs,
+    /// Arguments for every board's firmware, e.g. `--count 20`.
+    #[arg(last = true)]
+    firmware_args: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -519,6 +569,42 @@ async fn run(cli: Cli) -> Result<u8> {
                 relay,
             };
             host_bridge::run::run(cfg, signals.recv(), Some(link_switch()?)).await
+        }
+        Cmd::Fleet(a) => {
+            let cfg = FleetConfig {
+                image: a.image,
+                boards: a.boards,
+                first_board: a.first_board,
+                wave: a.wave,
+                user_net: a.user_net,
+                server_url: a.server,
+                port: a.port,
+                relay: RelayConfig {
+                    seed: a.seed,
+                    to_guest: a.impair,
+                    to_host: a.impair,
+                    pcap: None,
+                },
+                server: a.server_args.config()?,
+                timeout_s: a.timeout,
+                firmware_args: a.firmware_args,
+            };
+            let report = host_bridge::fleet::run(cfg, signals.recv()).await?;
+            for b in report
+                .boards
+                .iter()
+                .filter(|b| b.status != 0 || std::env::var_os("FLEET_ALL_LOGS").is_some())
+            {
+                eprintln!(
+                    "board {} ({}) exited with status {}:",
+                    b.id, b.mac, b.status
+                );
+                for line in &b.log {
+                    eprintln!("board {}| {line}", b.id);
+                }
+            }
+            say(format_args!("{}", report.summary()));
+            Ok(if report.all_passed() { 0 } else { 1 })
         }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::load::{self, LoadConfig, LoadResult};
-use crate::servers::{self, ServerSpec};
+use crate::servers::{self, ServerSpec, SERVERS};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GridRun {
@@ -94,7 +94,7 @@ pub fn run(root: &Path, cfg: &GridConfig, log_dir: &Path) -> Result<GridData> {
         sizes: cfg.sizes.clone(),
         ..Default::default()
     };
-    let names = ["host-bridge", "tokio-tungstenite", "tornado"];
+    let names = SERVERS;
     for (name, spec) in names
         .iter()
         .zip(servers::grid_servers(root, &bin_dir, cfg.threads))

@@ -11,12 +11,15 @@
 //!                                    host-bridge run (fast path, --relay) vs QEMU's own tap
 //!                                    (DIR/fastpath.json, a section of REPORT.md)
 //! bench footprint [--out DIR]        flash/RAM by part (DIR/footprint.json, footprint.csv)
+//! bench fleet    [--out DIR] [--fleet-boards 1,16,64,256] [--fleet-reps 3] [--fleet-count 20]
+//!                                    the fleet row: `host-bridge fleet` by N (DIR/fleet.json)
 //! bench report   [--out DIR]         REPORT.md and PNGs from the JSON files in DIR
 //! bench load     --url ws://127.0.0.1:PORT/ws -c C -s S [--secs T] [--msgs M] [--pid PID]
 //! ```
 
 mod e2e;
 mod fastpath;
+mod fleet;
 mod footprint;
 mod grid;
 mod impaired;
@@ -73,6 +76,11 @@ struct GridArgs {
     /// Worker threads of the Rust servers (1 = a current-thread runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Servers of the grid (of host-bridge, tokio-tungstenite, fastwebsockets,
+    /// tornado); `bench grid --servers host-bridge,fastwebsockets,tokio-tungstenite
+    /// --heavy-load-threads 0` is the Rust peers' grid alone.
+    #[arg(long, value_delimiter = ',', default_values_t = servers::SERVERS.map(String::from))]
+    servers: Vec<String>,
     /// Load generator threads of the second grid (grid-heavy.json), which
     /// measures host-bridge and tokio-tungstenite under a load that competes with
     /// the server for the cores; 0 skips it. The first grid uses one load thread.
@@ -114,6 +122,22 @@ struct ImpairedArgs {
     before_image: Option<PathBuf>,
 }
 
+#[derive(Args, Clone)]
+struct FleetArgs {
+    /// Fleet sizes N (boards).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64, 256])]
+    fleet_boards: Vec<u32>,
+    /// Rounds, every size once per round (order rotated); figures are medians.
+    #[arg(long, default_value_t = 3)]
+    fleet_reps: usize,
+    /// Echoes per board.
+    #[arg(long, default_value_t = 20)]
+    fleet_count: u32,
+    /// Boards at once (`host-bridge fleet --wave`).
+    #[arg(long, default_value_t = 16)]
+    fleet_wave: usize,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Everything, then the report.
@@ -126,6 +150,8 @@ enum Cmd {
         e2e: E2eArgs,
         #[command(flatten)]
         impaired: ImpairedArgs,
+        #[command(flatten)]
+        fleet: FleetArgs,
     },
     /// The server grid.
     Grid {
@@ -140,6 +166,16 @@ enum Cmd {
         common: Common,
         #[command(flatten)]
         e2e: E2eArgs,
+    },
+    /// The fleet row: `host-bridge fleet` for each N (root: on the bridge).
+    Fleet {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Do not build the firmware image first.
+        #[arg(long)]
+        no_build: bool,
     },
     /// The firmware on the tap bridge losing frames each way, before and after the
     /// loss-recovery work (issue 17), and what a lost frame costs (from captures).
@@ -211,6 +247,7 @@ fn main() -> Result<()> {
             grid,
             e2e,
             impaired,
+            fleet,
         } => {
             let out = prepare(&common)?;
             let t0 = std::time::Instant::now();
@@ -218,6 +255,7 @@ fn main() -> Result<()> {
             run_footprint(&common, &out, e2e.no_build)?;
             run_e2e(&common, &out, &e2e, true)?;
             run_impaired(&common, &out, &impaired, !e2e.no_build)?;
+            run_fleet(&common, &out, &fleet, true)?;
             run_grid(&common, &out, &grid)?;
             run_micro(&out)?;
             let args: Vec<String> = std::env::args().skip(1).collect();
@@ -229,6 +267,15 @@ fn main() -> Result<()> {
                     "args": args.join(" "),
                 }),
             )?;
+            report::write(&out)
+        }
+        Cmd::Fleet {
+            common,
+            fleet,
+            no_build,
+        } => {
+            let out = prepare(&common)?;
+            run_fleet(&common, &out, &fleet, no_build)?;
             report::write(&out)
         }
         Cmd::Micro { common } => {
@@ -322,8 +369,21 @@ fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
         reps: g.reps,
         threads: g.threads,
         client_threads: 1,
-        servers: vec!["host-bridge", "tokio-tungstenite", "tornado"],
+        servers: servers::SERVERS
+            .into_iter()
+            .filter(|n| g.servers.iter().any(|w| w == n))
+            .collect(),
     };
+    if let Some(unknown) = g
+        .servers
+        .iter()
+        .find(|w| !servers::SERVERS.contains(&w.as_str()))
+    {
+        anyhow::bail!(
+            "--servers: unknown server {unknown} (known: {:?})",
+            servers::SERVERS
+        );
+    }
     let data = grid::run(&common.root, &cfg, &log_dir())?;
     write_json(&out.join("grid.json"), &data)?;
     let heavy = out.join("grid-heavy.json");
@@ -332,8 +392,9 @@ fn run_grid(common: &Common, out: &Path, g: &GridArgs) -> Result<()> {
         return Ok(());
     }
     // tornado is left out: one thread of Python is the bottleneck with any load.
+    // (fastwebsockets stays, when asked for.)
     cfg.client_threads = g.heavy_load_threads;
-    cfg.servers = vec!["host-bridge", "tokio-tungstenite"];
+    cfg.servers.retain(|n| *n != "tornado");
     let data = grid::run(&common.root, &cfg, &log_dir())?;
     write_json(&heavy, &data)
 }
@@ -362,6 +423,18 @@ fn run_impaired(common: &Common, out: &Path, a: &ImpairedArgs, build: bool) -> R
     };
     let data = impaired::run(&common.root, &cfg, &log_dir())?;
     write_json(&out.join("impaired.json"), &data)
+}
+
+fn run_fleet(common: &Common, out: &Path, f: &FleetArgs, no_build: bool) -> Result<()> {
+    let cfg = fleet::FleetConfig {
+        boards: f.fleet_boards.clone(),
+        reps: f.fleet_reps,
+        count: f.fleet_count,
+        wave: f.fleet_wave,
+        build: !no_build,
+    };
+    let data = fleet::run(&common.root, &cfg)?;
+    write_json(&out.join("fleet.json"), &data)
 }
 
 fn run_micro(out: &Path) -> Result<()> {

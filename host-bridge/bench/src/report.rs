@@ -21,6 +21,7 @@ type Metric = fn(&LoadResult) -> Option<f64>;
 const HB: &str = "host-bridge";
 const TT: &str = "tokio-tungstenite";
 const TORNADO: &str = "tornado";
+const FWS: &str = "fastwebsockets";
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -391,6 +392,16 @@ pub fn write(out: &Path) -> Result<()> {
         Some(d) => impaired_section(&mut md, d)?,
     }
 
+    // ---- fleet ----------------------------------------------------------------------
+    writeln!(md, "## A fleet: many boards against one server\n")?;
+    match read::<crate::fleet::FleetData>(&out.join("fleet.json")) {
+        None => writeln!(
+            md,
+            "Not measured: no fleet.json (run `bench fleet` or `bash ci/bench.sh`).\n"
+        )?,
+        Some(f) => crate::fleet::section(&mut md, &f, out)?,
+    }
+
     // ---- footprint ------------------------------------------------------------------
     writeln!(md, "## Footprint of the firmware image\n")?;
     match &fp {
@@ -606,7 +617,7 @@ fn grid_section(md: &mut String, g: &GridData) -> Result<()> {
     }
     writeln!(md)?;
 
-    let ratio_cols: Vec<(&str, &str)> = [(HB, TT), (HB, TORNADO), (TT, TORNADO)]
+    let ratio_cols: Vec<(&str, &str)> = [(HB, FWS), (HB, TT), (HB, TORNADO), (TT, TORNADO)]
         .into_iter()
         .filter(|(a, b)| g.servers.iter().any(|s| s == a) && g.servers.iter().any(|s| s == b))
         .collect();
@@ -999,6 +1010,7 @@ fn server_color(name: &str) -> RGBColor {
         HB => RGBColor(0xd9, 0x5f, 0x02),
         TT => RGBColor(0x1b, 0x9e, 0x77),
         TORNADO => RGBColor(0x75, 0x70, 0xb3),
+        FWS => RGBColor(0xe7, 0x29, 0x8a),
         _ => RGBColor(0x66, 0x66, 0x66),
     }
 }

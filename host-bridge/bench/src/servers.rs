@@ -26,11 +26,20 @@ impl ServerSpec {
     }
 }
 
-/// The three servers of the grid, or the reason one cannot run here.
+/// The grid's servers by name, in the order of [`grid_servers`].
+pub const SERVERS: [&str; 4] = [
+    "host-bridge",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tornado",
+];
+
+/// The four servers of the grid, or the reason one cannot run here.
 pub fn grid_servers(root: &Path, bin_dir: &Path, threads: usize) -> Vec<Result<ServerSpec>> {
     let t = threads.to_string();
     let hb = bin_dir.join("host-bridge");
     let tt = bin_dir.join("tt-reverse-server");
+    let fws = bin_dir.join("fws-reverse-server");
     let python = root.join("target/ci-venv/bin/python");
     let tornado = root.join("ci/peers/tornado_reverse_server.py");
     vec![
@@ -55,6 +64,21 @@ pub fn grid_servers(root: &Path, bin_dir: &Path, threads: usize) -> Vec<Result<S
                 "tokio-tungstenite",
                 &[
                     &s(&tt),
+                    "--listen",
+                    "{addr}",
+                    "--path",
+                    "/ws",
+                    "--quiet",
+                    "--threads",
+                    &t,
+                ],
+            )
+        }),
+        exists(&fws).map(|()| {
+            ServerSpec::new(
+                "fastwebsockets",
+                &[
+                    &s(&fws),
                     "--listen",
                     "{addr}",
                     "--path",
