@@ -153,7 +153,6 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_run_completes() {
 /// The server is restarted 5 times during a 2,000-message run with
 /// `--reconnect`: exit 0, every echo exactly once, in order, every outage named.
 #[test]
-#[ignore = "needs firmware --reconnect (issue 13)"]
 fn server_restarted_five_times_every_echo_once_in_order() {
     let Some(mut rig) = DeviceRig::start("restart-5", &[]) else {
         return;
@@ -183,7 +182,6 @@ fn server_restarted_five_times_every_echo_once_in_order() {
 /// --reconnect`: the firmware notices within about two intervals (a ping, then
 /// no answer), reconnects once the server is thawed, and completes.
 #[test]
-#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
 fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
     let Some(mut rig) = DeviceRig::start("frozen-keepalive", &[]) else {
         return;
@@ -234,7 +232,6 @@ fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
 /// after about two intervals, long before `--timeout-ms`, and the run ends
 /// with status 4 and a clear message.
 #[test]
-#[ignore = "needs firmware --keepalive-ms (issue 13)"]
 fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
     let Some(mut rig) = DeviceRig::start("frozen-keepalive-no-reconnect", &[]) else {
         return;
@@ -271,7 +268,6 @@ fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
 /// answers nothing at all: the cable pulled for 3 s. The firmware notices it
 /// within about two intervals, reconnects once the link is back, completes.
 #[test]
-#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
 fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
     let Some(mut rig) = DeviceRig::start("hixie76-cable-keepalive", &[]) else {
         return;
@@ -323,7 +319,6 @@ fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
 /// --reconnect`: the outage is noticed and named, the client reconnects once
 /// the link is back, and completes with every echo once.
 #[test]
-#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
 fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() {
     let Some(mut rig) = DeviceRig::start("cable-2s-dhcp-reconnect", &["--dhcp"]) else {
         return;
@@ -373,7 +368,6 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() 
 /// `--timeout-ms 30000` keeps such a wait from counting as an outage, so that
 /// the outages are the restarts.
 #[test]
-#[ignore = "needs firmware --reconnect (issue 13)"]
 fn long_run_twenty_thousand_messages_through_faults_memory_stays_flat() {
     let wire = ["--impair", "loss=10%,dup=2%,reorder=5%", "--seed", "13"];
     let Some(mut rig) = DeviceRig::start("long-run", &wire) else {
