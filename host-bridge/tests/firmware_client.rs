@@ -284,23 +284,26 @@ fn receive_fifo_overrun_is_counted_and_recovered_from() {
 fn duplicate_echo_is_caught_with_exit_6() {
     let (peer, port) = server("fw-twice", &["--twice"]);
     // One message: its echo matches, the duplicate arrives during the close.
-    let run = boot(
-        &[
+    // `--reconnect` changes nothing: a repeated echo is an error, not an outage.
+    let url = url(port);
+    for extra in [None, Some("--reconnect")] {
+        let mut args = vec![
             "--url",
-            &url(port),
+            &url,
             "--count",
             "1",
             "--message",
             "abc",
             "--timeout-ms",
             "3000",
-        ],
-        None,
-        60,
-    );
-    assert_status(&run, &peer, 6);
-    run.assert_printed("received 1 after ");
-    run.assert_printed("error: echo mismatch: a message arrived after the last echo");
+        ];
+        args.extend(extra);
+        let run = boot(&args, None, 60);
+        assert_status(&run, &peer, 6);
+        run.assert_printed("received 1 after ");
+        run.assert_printed("error: echo mismatch: a message arrived after the last echo");
+        assert!(!run.stdout.contains("outage"), "{run}");
+    }
 }
 
 /// The tutorial's own tornado server replies to a binary message with a text
