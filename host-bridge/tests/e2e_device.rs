@@ -3,10 +3,9 @@
 //! server, kills it and starts it again. The first tests hold for today's
 //! firmware: TCP rides out a short outage or a frozen server within
 //! `--timeout-ms`, and a dead server ends the run with status 4. The issue's
-//! scenarios need the firmware's `--reconnect` and `--keepalive-ms`; they are
-//! written out in full and ignored until the firmware has them.
+//! scenarios use the firmware's `--reconnect` and `--keepalive-ms`.
 //!
-//! What the ignored tests expect of the firmware's log besides today's lines:
+//! What those tests expect of the firmware's log besides the echo lines:
 //! every outage is named by a line containing the word `outage`, printed when
 //! the client declares the connection lost (the cause), and again when it is
 //! back (duration, attempts): at least one line per outage, the first one as
@@ -355,10 +354,20 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() 
     );
 }
 
+/// How much an interrupt taken at the deepest point of the program adds to the
+/// stack high-water mark: the exception frame the core pushes (32 bytes, plus 4
+/// to keep 8-byte alignment) and the handler's own push (8 bytes: SysTick's and
+/// the Ethernet handler's `push {r7, lr}`; they share a priority, so they never
+/// nest). Whether one lands there is timing, not memory growth: boots of the
+/// same image and run length print marks up to 40 bytes apart (measured
+/// 12,128..12,168 over ten 1- to 2,000-message runs).
+const INTERRUPT_ENTRY: u32 = 44;
+
 /// The long run: 20,000 messages of the default message set over a bad wire
 /// (10% loss each way, 2% duplication, 5% reordering; seeded) with 3 server
 /// restarts: every echo exactly once, in order, and the stack high-water mark
-/// of a 100-message run on the same wire: memory stays flat.
+/// of a 100-message run on the same wire (give or take an interrupt's entry,
+/// [`INTERRUPT_ENTRY`]): memory stays flat.
 ///
 /// It takes about an hour: smoltcp's minimum retransmission timeout is 1 s
 /// (RFC 6298), so every segment of the board's that the wire drops costs at
@@ -404,9 +413,9 @@ fn long_run_twenty_thousand_messages_through_faults_memory_stays_flat() {
         outages.len()
     );
     assert!(outages.len() >= 3, "3 restarts, named: {outages:?}");
-    assert_eq!(
-        high_water, reference,
-        "the stack grew with the run's length"
+    assert!(
+        high_water.abs_diff(reference) <= INTERRUPT_ENTRY,
+        "the stack high-water mark moved with the run's length: {high_water} bytes, {reference} in 100 messages"
     );
     let stats = rig.finish();
     eprintln!("relay counters:\n{stats}");
