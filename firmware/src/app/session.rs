@@ -328,11 +328,11 @@ impl<'n> Session<'n> {
                     Due::Ping => {
                         // Refused mid-frame or after our close: the silence
                         // still counts, only the ping is skipped.
-                        if let Ok(n) = self.conn.tx.ping(
-                            &[],
-                            &mut self.out[self.out_len..],
-                            &mut self.net.rng,
-                        ) {
+                        if let Ok(n) =
+                            self.conn
+                                .tx
+                                .ping(&[], &mut self.out[self.out_len..], &mut self.net.rng)
+                        {
                             self.out_len += n;
                             self.flush()?;
                         }

@@ -33,7 +33,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
             .u(at.column())
             .s(": ");
     }
-    log(line.s(info.message().as_str().unwrap_or("(message with arguments)")));
+    log(line.s(info
+        .message()
+        .as_str()
+        .unwrap_or("(message with arguments)")));
     exit(ExitCode::Panic as u8)
 }
 

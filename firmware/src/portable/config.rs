@@ -196,8 +196,7 @@ impl<'a> Config<'a> {
                     }
                 }
                 "--keepalive-ms" => {
-                    config.keepalive_ms =
-                        parse_u32(value, "--keepalive-ms takes a whole number")?
+                    config.keepalive_ms = parse_u32(value, "--keepalive-ms takes a whole number")?
                 }
                 "--ip" => {
                     let (address, prefix) = split_at_byte(value, b'/', false).ok_or(ArgError {

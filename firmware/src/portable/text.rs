@@ -223,7 +223,10 @@ mod tests {
         let all = "a \u{e9} \u{20ac} \u{1d11e} \u{65e5}\u{672c} \u{1f642} z";
         assert_eq!(escaped(all.as_bytes(), 100), all);
         // Controls (C0, DEL, C1) and the backslash: one escape per byte.
-        assert_eq!(escaped(b"a\\b\n\t\x00\x7f", 40), "a\\x5cb\\x0a\\x09\\x00\\x7f");
+        assert_eq!(
+            escaped(b"a\\b\n\t\x00\x7f", 40),
+            "a\\x5cb\\x0a\\x09\\x00\\x7f"
+        );
         assert_eq!(
             escaped("x\u{85}y\u{9f}\u{a0}".as_bytes(), 40),
             "x\\xc2\\x85y\\xc2\\x9f\u{a0}"
@@ -236,7 +239,10 @@ mod tests {
         // Overlong encodings are not text.
         assert_eq!(escaped(b"\xc0\xaf", 40), "\\xc0\\xaf");
         // A character cut by `max` shows as the bytes that were kept.
-        assert_eq!(escaped("\u{20ac}\u{20ac}".as_bytes(), 4), "\u{20ac}\\xe2...");
+        assert_eq!(
+            escaped("\u{20ac}\u{20ac}".as_bytes(), 4),
+            "\u{20ac}\\xe2..."
+        );
         // Binary data (the message set's) stays readable and bounded.
         let bin: Vec<u8> = (0..=255u8).collect();
         let shown = escaped(&bin, 256);
