@@ -14,6 +14,7 @@
 #![no_main]
 
 use cortex_m_rt::entry;
+use panic_semihosting as _;
 
 use firmware::cmdline;
 use firmware::config::{Config, Crash, Mode, USAGE};

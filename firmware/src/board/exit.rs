@@ -7,7 +7,7 @@ use cortex_m_semihosting::syscall1;
 /// | code | meaning |
 /// |------|---------|
 /// | 0 | success: every echo matched and the close handshake completed |
-/// | 1 | panic (`board::fault`'s handler) |
+/// | 1 | panic (`panic-semihosting`) |
 /// | 2 | bad command line |
 /// | 3 | HardFault or unexpected exception |
 /// | 4 | network: no address, connection refused/reset after all retries, or a timeout |
@@ -17,8 +17,6 @@ use cortex_m_semihosting::syscall1;
 #[repr(u8)]
 pub enum ExitCode {
     Success = 0,
-    /// The program panicked (a bug; see `board::fault`).
-    Panic = 1,
     /// Bad command line (see `firmware::config::USAGE_EXIT_CODE`).
     Usage = firmware::config::USAGE_EXIT_CODE,
     /// A HardFault (or an unexpected exception) stopped the program.

@@ -1,5 +1,5 @@
-//! What happens when the CPU faults or the program panics: a clear message and a
-//! non-zero exit, never a hang.
+//! What happens when the CPU faults: a clear message and a non-zero exit, never a
+//! hang. (A panic: `panic-semihosting` prints it and exits with status 1.)
 
 use cortex_m_rt::{exception, ExceptionFrame};
 use firmware::text::Line;
@@ -13,32 +13,6 @@ const CFSR: *const u32 = 0xE000_ED28 as *const u32;
 const HFSR: *const u32 = 0xE000_ED2C as *const u32;
 const MMFAR: *const u32 = 0xE000_ED34 as *const u32;
 const BFAR: *const u32 = 0xE000_ED38 as *const u32;
-
-/// A panic: prints `panicked at FILE:LINE:COL: MESSAGE` and exits with status 1.
-///
-/// Without `core::fmt` (kilobytes of flash for `panic-semihosting`'s formatted
-/// print): a message that is a plain string (`panic!("text")`, `expect`,
-/// `unreachable!()`) is printed whole; one with arguments (core's bounds checks)
-/// is named by its template's first piece only. Locations read
-/// `<redacted>:0:0` (the image is built with `-Zlocation-detail=none`).
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    let mut line = Line::new();
-    line.s("panicked at ");
-    if let Some(at) = info.location() {
-        line.s(at.file())
-            .s(":")
-            .u(at.line())
-            .s(":")
-            .u(at.column())
-            .s(": ");
-    }
-    log(line.s(info
-        .message()
-        .as_str()
-        .unwrap_or("(message with arguments)")));
-    exit(ExitCode::Panic as u8)
-}
 
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
