@@ -54,6 +54,7 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
             origin,
             config.subprotocol,
             &mut retry,
+            config.keepalive_ms,
         )
         .and_then(|mut s| {
             let failed = retry.succeeded();

@@ -195,11 +195,13 @@ pub fn open<'n>(
         origin,
         subprotocol,
         &mut Retry::new(config.retries),
+        0,
     )
 }
 
-/// [`open`], with the connect attempts counted in `retry`; `--keepalive-ms`
-/// watches the connection from the end of the handshake on.
+/// [`open`], with the connect attempts counted in `retry`, and a keepalive
+/// of `keepalive_ms` (0: none) watching the connection from the end of the
+/// handshake on.
 pub fn open_with<'n>(
     net: &'n mut Net,
     config: &config::Config,
@@ -208,14 +210,15 @@ pub fn open_with<'n>(
     origin: &str,
     subprotocol: Option<&str>,
     retry: &mut Retry,
+    keepalive_ms: u32,
 ) -> Result<Session<'n>, Failure> {
     connect(net, url, retry, config.timeout_ms)?;
     let mut s = Session::new(net, config.protocol, config.timeout_ms);
     s.handshake(url, path, origin, subprotocol)?;
-    if config.keepalive_ms > 0 {
+    if keepalive_ms > 0 {
         s.keepalive = Some(Keepalive::new(
             config.protocol,
-            config.keepalive_ms,
+            keepalive_ms,
             clock::now_ms(),
         ));
     }

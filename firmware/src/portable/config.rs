@@ -260,6 +260,16 @@ impl<'a> Config<'a> {
             (false, false, None) if config.ping.is_some() => Mode::Ping,
             (false, false, None) => Mode::BootCheck,
         };
+        if (config.reconnect || config.keepalive_ms > 0) && config.mode != Mode::ReverseEcho {
+            return err(
+                "--reconnect and --keepalive-ms need --url without --echo",
+                if config.reconnect {
+                    "--reconnect"
+                } else {
+                    "--keepalive-ms"
+                },
+            );
+        }
         Ok(config)
     }
 }
@@ -461,6 +471,14 @@ mod tests {
             ),
             ("f --ping 1.2.3", "--ping takes A.B.C.D: 1.2.3"),
             ("f --crash boom", "--crash takes panic or hardfault: boom"),
+            (
+                "f --reconnect",
+                "--reconnect and --keepalive-ms need --url without --echo: --reconnect",
+            ),
+            (
+                "f --url ws://1.2.3.4 --echo --keepalive-ms 9",
+                "--reconnect and --keepalive-ms need --url without --echo: --keepalive-ms",
+            ),
         ] {
             assert_eq!(parse_line(line).unwrap_err(), expected, "{line}");
         }
