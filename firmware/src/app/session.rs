@@ -5,6 +5,7 @@
 use websocket::handshake::{Client, ClientRequest, Parse};
 use websocket::{CloseState, Connection, Due, Event, Keepalive, MessageKind, Protocol, Role};
 
+use firmware::backoff::Backoff;
 use firmware::config::{self, WsUrl};
 use firmware::text::Line;
 
@@ -104,47 +105,32 @@ pub enum Ev {
     Close(Option<u16>),
 }
 
-/// The waits between connection attempts: 100 ms doubling up to 2 s, each
-/// drawn from the upper half of that range (jitter, so that boards restarted
-/// together do not retry in step), at most `limit` failed attempts in a row.
-pub struct Retry {
-    limit: u32,
-    failed: u32,
-    backoff: u32,
-}
+/// Connection attempts paced by [`Backoff`], each failure logged with the wait.
+pub struct Retry(Backoff);
 
 impl Retry {
     /// Allows `limit` failed attempts in a row (`u32::MAX`: no limit).
     pub fn new(limit: u32) -> Self {
-        Retry {
-            limit,
-            failed: 0,
-            backoff: 100,
-        }
+        Retry(Backoff::new(limit))
     }
 
     /// An attempt worked: returns how many failed before it, and starts over.
     pub fn succeeded(&mut self) -> u32 {
-        self.backoff = 100;
-        core::mem::take(&mut self.failed)
+        self.0.succeeded()
     }
 
     /// Counts a failed attempt, described in `line`: logs it with the wait and
     /// waits before the next attempt; false (nothing logged) when none is left.
     pub fn again(&mut self, net: &mut Net, line: &mut Line) -> bool {
-        if self.failed >= self.limit {
+        let Some(wait) = self.0.failure(net.rng.next_u64() as u32) else {
             return false;
-        }
-        self.failed += 1;
-        let half = self.backoff / 2;
-        let wait = half + (net.rng.next_u64() as u32) % (half + 1);
-        line.s("; retry ").u(self.failed);
-        if self.limit != u32::MAX {
-            line.s("/").u(self.limit);
+        };
+        line.s("; retry ").u(self.0.failed());
+        if self.0.limit() != u32::MAX {
+            line.s("/").u(self.0.limit());
         }
         log(line.s(" in ").u(wait).s(" ms"));
         let _ = net.wait(Deadline::after_ms(wait), |_| None::<()>);
-        self.backoff = (self.backoff * 2).min(2000);
         true
     }
 }
