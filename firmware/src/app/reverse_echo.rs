@@ -54,9 +54,9 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
             origin,
             config.subprotocol,
             &mut retry,
-            config.keepalive_ms,
         )
         .and_then(|mut s| {
+            s.keep_alive(config.keepalive_ms);
             let failed = retry.succeeded();
             if let Some(since) = lost.take() {
                 log(Line::new()

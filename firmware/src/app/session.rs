@@ -181,13 +181,10 @@ pub fn open<'n>(
         origin,
         subprotocol,
         &mut Retry::new(config.retries),
-        0,
     )
 }
 
-/// [`open`], with the connect attempts counted in `retry`, and a keepalive
-/// of `keepalive_ms` (0: none) watching the connection from the end of the
-/// handshake on.
+/// [`open`], with the connect attempts counted in `retry`.
 pub fn open_with<'n>(
     net: &'n mut Net,
     config: &config::Config,
@@ -196,18 +193,10 @@ pub fn open_with<'n>(
     origin: &str,
     subprotocol: Option<&str>,
     retry: &mut Retry,
-    keepalive_ms: u32,
 ) -> Result<Session<'n>, Failure> {
     connect(net, url, retry, config.timeout_ms)?;
     let mut s = Session::new(net, config.protocol, config.timeout_ms);
     s.handshake(url, path, origin, subprotocol)?;
-    if keepalive_ms > 0 {
-        s.keepalive = Some(Keepalive::new(
-            config.protocol,
-            keepalive_ms,
-            clock::now_ms(),
-        ));
-    }
     Ok(s)
 }
 
@@ -241,6 +230,13 @@ impl<'n> Session<'n> {
             timeout_ms,
             keepalive: None,
         }
+    }
+
+    /// Watches the connection from now on: a ping after `interval_ms` of
+    /// silence, given up after twice that (0: no keepalive).
+    pub fn keep_alive(&mut self, interval_ms: u32) {
+        self.keepalive =
+            (interval_ms > 0).then(|| Keepalive::new(self.protocol, interval_ms, clock::now_ms()));
     }
 
     pub fn protocol(&self) -> Protocol {
