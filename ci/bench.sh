@@ -10,6 +10,8 @@
 #
 #   bash ci/bench.sh                      the full run (about 6 minutes warm, 10 cold)
 #   bash ci/bench.sh --secs 1 --reps 1    a quick one
+#   bash ci/bench.sh impaired [ARGS]      only the lossy-bridge row (about 5 minutes; see
+#                                         `bench impaired --help`), then REPORT.md
 # Arguments go to `bench all` (see `bench all --help`). Run as root (namespaces, taps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +36,9 @@ if ! cargo build --release -q -p host-bridge; then
 fi
 ci/cargo-firmware build -q
 
-exec "$CARGO_TARGET_DIR/release/bench" all --no-build --out host-bridge/bench/report "$@"
+mode=all
+if [ "${1:-}" = impaired ]; then
+    mode=impaired
+    shift
+fi
+exec "$CARGO_TARGET_DIR/release/bench" "$mode" --no-build --out host-bridge/bench/report "$@"

@@ -35,14 +35,16 @@ report() {
     status=1
 }
 
-# Prints `LINE:TEXT` for the code lines of $1 (comment lines dropped) with
-# `super::` paths that leave a layer's folder rewritten as `crate::`.
+# Prints `LINE:TEXT` for the code lines of $1 (comment lines dropped) that name
+# a module path, with `super::` paths that leave a layer's folder rewritten as
+# `crate::` (only these lines are looked at one by one: it keeps the check fast).
 code_lines() {
     local file=$1 up='super::super::'
     case "$file" in
     */mod.rs | "$src/main.rs") up='super::' ;;
     esac
-    grep -nvE '^\s*//' "$file" | sed -E "s/(^|[^:])${up}/\\1crate::/g" || true
+    grep -nvE '^\s*//' "$file" | sed -E "s/(^|[^:])${up}/\\1crate::/g" |
+        grep -E 'crate::|(^|[^:a-z_])ethernet::' || true
 }
 
 for layer in "${!allowed[@]}"; do

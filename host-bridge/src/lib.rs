@@ -9,6 +9,7 @@
 //! * [`link`]: the cable: scheduled outages and a manual switch.
 //! * [`qemu`]: booting the firmware through `ci/qemu-run` on the bridge.
 //! * [`child`]: child processes (QEMU, dnsmasq) that die with us, even on SIGKILL.
+//! * [`run`]: `host-bridge run` as a library call: server, bridge and QEMU boot.
 
 //!
 //! # The command line (clap, derive)
@@ -46,4 +47,5 @@ pub mod link;
 pub mod netns;
 pub mod qemu;
 pub mod relay;
+pub mod run;
 pub mod server;

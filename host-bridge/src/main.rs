@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use host_bridge::bridge::{Bridge, BridgeConfig};
+use host_bridge::bridge::{Bridge, BridgeConfig, RouteTuning};
 use host_bridge::impair::Impairment;
 use host_bridge::netns;
-use host_bridge::qemu::{self, Qemu, QemuRun};
 use host_bridge::relay::RelayConfig;
+use host_bridge::run::RunConfig;
 use host_bridge::server::{self, ServerConfig};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -208,20 +209,47 @@ struct BridgeArgs {
     /// Write every frame that crossed the relay to this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// Minimum retransmission timeout of the host's TCP towards the guest, in ms
+    /// (the route's `rto_min`); 0 keeps the kernel's 200 ms.
+    #[arg(long, default_value_t = host_bridge::bridge::DEFAULT_RTO_MIN_MS)]
+    rto_min_ms: u32,
+    /// `quickack` on the route to the guest (the host ACKs every segment at once):
+    /// `auto` sets it when the wire is impaired, where it pays; on a clean wire it
+    /// only adds a frame per message.
+    #[arg(long, value_enum, default_value_t = Quickack::Auto)]
+    quickack: Quickack,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Quickack {
+    Auto,
+    On,
+    Off,
 }
 
 impl BridgeArgs {
     fn config(&self) -> BridgeConfig {
+        let to_guest = self.impair_to_guest.unwrap_or(self.impair);
+        let to_host = self.impair_to_host.unwrap_or(self.impair);
+        let quickack = match self.quickack {
+            Quickack::Auto => !(to_guest.is_none() && to_host.is_none()),
+            Quickack::On => true,
+            Quickack::Off => false,
+        };
         BridgeConfig {
             host_ip: self.host_ip,
             guest_ip: self.guest_ip,
             relay: RelayConfig {
                 seed: self.seed,
-                to_guest: self.impair_to_guest.unwrap_or(self.impair),
-                to_host: self.impair_to_host.unwrap_or(self.impair),
+                to_guest,
+                to_host,
                 pcap: self.pcap.clone(),
             },
             dhcp: self.dhcp,
+            route: RouteTuning {
+                rto_min_ms: (self.rto_min_ms > 0).then_some(self.rto_min_ms),
+                quickack,
+            },
             ..BridgeConfig::default()
         }
     }
@@ -245,27 +273,29 @@ fn init_logging(cli: &Cli) {
 /// SIGINT (Ctrl-C), SIGTERM and SIGHUP, caught from the moment this is made
 /// (before any namespace exists), so that none of them can kill the process
 /// without its cleanup.
-struct StopSignals(Vec<tokio::signal::unix::Signal>);
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
 
 impl StopSignals {
     fn new() -> Result<StopSignals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let kinds = [
-            SignalKind::interrupt(),
-            SignalKind::terminate(),
-            SignalKind::hangup(),
-        ];
-        let sigs = kinds
-            .into_iter()
-            .map(signal)
-            .collect::<std::io::Result<Vec<_>>>();
-        Ok(StopSignals(sigs.context("install signal handlers")?))
+        let install = |kind| signal(kind).context("install signal handlers");
+        Ok(StopSignals {
+            interrupt: install(SignalKind::interrupt())?,
+            terminate: install(SignalKind::terminate())?,
+            hangup: install(SignalKind::hangup())?,
+        })
     }
 
     /// Resolves when one of them arrives.
     async fn recv(&mut self) {
-        let waits = self.0.iter_mut().map(|s| Box::pin(s.recv()));
-        let _ = futures_select_all(waits).await;
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.hangup.recv() => {}
+        }
     }
 }
 
@@ -274,29 +304,6 @@ impl StopSignals {
 fn link_switch() -> Result<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{signal, SignalKind};
     signal(SignalKind::user_defined1()).context("install the SIGUSR1 handler")
-}
-
-/// Flips the bridge's link and says so on stdout.
-fn toggle_link(br: &Bridge) {
-    let up = br.toggle_link();
-    tracing::info!("SIGUSR1: link {}", if up { "up" } else { "down" });
-    say(format_args!("link {}", if up { "up" } else { "down" }));
-}
-
-/// The first of several futures to finish (a tiny `select_all`).
-async fn futures_select_all<F: std::future::Future + Unpin>(
-    futs: impl Iterator<Item = F>,
-) -> F::Output {
-    let mut futs: Vec<F> = futs.collect();
-    std::future::poll_fn(move |cx| {
-        for f in futs.iter_mut() {
-            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
-                return std::task::Poll::Ready(v);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }
 
 fn main() -> ExitCode {
@@ -411,7 +418,7 @@ async fn run(cli: Cli) -> Result<u8> {
             loop {
                 tokio::select! {
                     _ = signals.recv() => break,
-                    _ = usr1.recv() => toggle_link(&br),
+                    _ = usr1.recv() => host_bridge::run::toggle_link(&br),
                 }
             }
             stop.cancel();
@@ -434,94 +441,18 @@ async fn run(cli: Cli) -> Result<u8> {
             server,
             firmware_args,
         } => {
-            let cfg = server.config()?;
-            let repo = qemu::repo_root();
-            let image = match image {
-                Some(i) => i,
-                None => qemu::default_image(&repo)?,
-            };
-            anyhow::ensure!(
-                image.exists(),
-                "no firmware image at {} (build it: ci/cargo-firmware build)",
-                image.display()
-            );
-            let has = |opt: &str| firmware_args.iter().any(|a| a == opt);
-            let mut args = Vec::new();
-            let use_bridge = !user_net && netns::is_root();
-            if !use_bridge && !user_net {
-                tracing::warn!("not root: using QEMU's user network instead of the bridge");
-            }
-            let mut usr1 = link_switch()?;
-            let (br, listener) = if use_bridge {
-                let br = Bridge::start(bridge.config())?;
-                let l = br.listen_tcp(bridge.port.unwrap_or(8000))?;
-                (Some(br), l)
-            } else {
-                let addr = SocketAddr::from(([127, 0, 0, 1], bridge.port.unwrap_or(0)));
-                (
-                    None,
-                    tokio::net::TcpListener::bind(addr)
-                        .await
-                        .with_context(|| format!("listen on {addr}"))?,
-                )
-            };
-            if !no_auto_args {
-                let port = listener.local_addr()?.port();
-                let host = if use_bridge {
-                    bridge.host_ip.to_string()
-                } else {
-                    "10.0.2.2".into()
-                };
-                if !has("--url") {
-                    args.extend(["--url".into(), format!("ws://{host}:{port}{}", server.path)]);
-                }
-                if use_bridge && !bridge.dhcp && !has("--ip") {
-                    args.extend([
-                        "--ip".into(),
-                        format!("{}/24", bridge.guest_ip),
-                        "--gateway".into(),
-                        bridge.host_ip.to_string(),
-                    ]);
-                }
-            }
-            args.extend(firmware_args);
-            let stop = CancellationToken::new();
-            let srv = tokio::spawn(server::serve(listener, cfg, stop.clone()));
-            let run = QemuRun {
-                runner: repo.join("ci/qemu-run"),
+            let cfg = RunConfig {
                 image,
-                args,
-                net: br.as_ref().map(|b| b.qemu_net_options(&mac)),
-                mac: Some(mac),
-                timeout_s: Some(timeout),
+                user_net,
+                auto_args: !no_auto_args,
+                mac,
+                timeout_s: timeout,
+                bridge: bridge.config(),
+                port: bridge.port,
+                server: server.config()?,
+                firmware_args,
             };
-            tracing::info!("booting {} {}", run.image.display(), run.args.join(" "));
-            let mut qemu = Qemu::spawn(&run)?;
-            let status = loop {
-                tokio::select! {
-                    s = qemu.wait() => break s?,
-                    _ = signals.recv() => {
-                        tracing::info!("interrupted: stopping QEMU");
-                        let qemu_status = qemu.stop(Duration::from_secs(3)).await?;
-                        tracing::info!("QEMU ended with status {qemu_status}");
-                        // Interrupted is not success, whatever QEMU said on SIGTERM.
-                        break 130;
-                    }
-                    _ = usr1.recv() => match &br {
-                        Some(br) => toggle_link(br),
-                        None => tracing::warn!("SIGUSR1: no bridge (user network), no link to switch"),
-                    },
-                }
-            };
-            stop.cancel();
-            let served = srv.await.context("server task")?;
-            if let Some(br) = br {
-                let stats = br.shutdown().await?;
-                eprintln!("relay counters:\n{stats}");
-            }
-            served?;
-            tracing::info!("firmware exited with status {status}");
-            Ok(u8::try_from(status).unwrap_or(1))
+            host_bridge::run::run(cfg, signals.recv(), Some(link_switch()?)).await
         }
     }
 }

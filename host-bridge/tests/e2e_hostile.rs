@@ -11,24 +11,10 @@ use std::thread;
 use std::time::Duration;
 
 use websocket::handshake::{hixie76, rfc6455, Parse};
-
-#[derive(Clone, Copy)]
-enum Proto {
-    Rfc6455,
-    Hixie76,
-}
-
-impl Proto {
-    fn arg(self) -> &'static str {
-        match self {
-            Proto::Rfc6455 => "rfc6455",
-            Proto::Hixie76 => "hixie76",
-        }
-    }
-}
+use websocket::Protocol;
 
 /// Reads the client's whole opening handshake and returns the correct answer to it.
-fn read_request_and_answer(stream: &mut TcpStream, proto: Proto) -> Vec<u8> {
+fn read_request_and_answer(stream: &mut TcpStream, proto: Protocol) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     loop {
@@ -37,11 +23,11 @@ fn read_request_and_answer(stream: &mut TcpStream, proto: Proto) -> Vec<u8> {
         buf.extend_from_slice(&chunk[..n]);
         let mut out = vec![0u8; 1024];
         let len = match proto {
-            Proto::Rfc6455 => match rfc6455::parse_request(&buf, 8192).expect("valid request") {
+            Protocol::Rfc6455 => match rfc6455::parse_request(&buf, 8192).expect("valid request") {
                 Parse::Incomplete => continue,
                 Parse::Done { value, .. } => rfc6455::write_accept(&value, None, &mut out),
             },
-            Proto::Hixie76 => match hixie76::parse_request(&buf, 8192).expect("valid request") {
+            Protocol::Hixie76 => match hixie76::parse_request(&buf, 8192).expect("valid request") {
                 Parse::Incomplete => continue,
                 Parse::Done { value, .. } => hixie76::write_accept(&value, None, &mut out),
             },
@@ -54,7 +40,7 @@ fn read_request_and_answer(stream: &mut TcpStream, proto: Proto) -> Vec<u8> {
 
 /// Runs the firmware against a one-connection server that answers with `reply(correct)`,
 /// where `correct` is the right handshake answer, and returns what the firmware did.
-fn against(proto: Proto, reply: fn(Vec<u8>) -> Vec<u8>) -> common::Run {
+fn against(proto: Protocol, reply: fn(Vec<u8>) -> Vec<u8>) -> common::Run {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = thread::spawn(move || {
@@ -74,7 +60,7 @@ fn against(proto: Proto, reply: fn(Vec<u8>) -> Vec<u8>) -> common::Run {
             "--url",
             &url,
             "--proto",
-            proto.arg(),
+            proto.name(),
             "--count",
             "2",
             "--timeout-ms",
@@ -107,7 +93,7 @@ fn corrupt_last(mut answer: Vec<u8>, from_end: usize) -> Vec<u8> {
 #[test]
 fn rfc6455_wrong_accept() {
     // The accept value ends 4 bytes before the end ("...=\r\n\r\n").
-    let run = against(Proto::Rfc6455, |a| corrupt_last(a, 6));
+    let run = against(Protocol::Rfc6455, |a| corrupt_last(a, 6));
     assert_clean_failure(
         &run,
         5,
@@ -117,7 +103,7 @@ fn rfc6455_wrong_accept() {
 
 #[test]
 fn hixie76_wrong_md5() {
-    let run = against(Proto::Hixie76, |a| corrupt_last(a, 1));
+    let run = against(Protocol::Hixie76, |a| corrupt_last(a, 1));
     assert_clean_failure(
         &run,
         5,
@@ -127,7 +113,7 @@ fn hixie76_wrong_md5() {
 
 #[test]
 fn rfc6455_no_101() {
-    let run = against(Proto::Rfc6455, |_| {
+    let run = against(Protocol::Rfc6455, |_| {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi".to_vec()
     });
     assert_clean_failure(&run, 5, "error: handshake failed: status is not 101");
@@ -135,7 +121,7 @@ fn rfc6455_no_101() {
 
 #[test]
 fn hixie76_no_101() {
-    let run = against(Proto::Hixie76, |_| {
+    let run = against(Protocol::Hixie76, |_| {
         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()
     });
     assert_clean_failure(&run, 5, "error: handshake failed: status is not 101");
@@ -144,7 +130,7 @@ fn hixie76_no_101() {
 #[test]
 fn rfc6455_garbage_frames() {
     // Reserved opcode 0xF with reserved bits set, then noise.
-    let run = against(Proto::Rfc6455, |mut a| {
+    let run = against(Protocol::Rfc6455, |mut a| {
         a.extend_from_slice(&[0xff, 0x05, 1, 2, 3, 4, 5, 0x00, 0x80, 0x13]);
         a
     });
@@ -154,7 +140,7 @@ fn rfc6455_garbage_frames() {
 #[test]
 fn hixie76_garbage_frames() {
     // A text frame holding invalid UTF-8, then bytes that start no frame at all.
-    let run = against(Proto::Hixie76, |mut a| {
+    let run = against(Protocol::Hixie76, |mut a| {
         a.extend_from_slice(&[0x00, 0xc3, 0x28, 0xff, 0x7f, 0x7f]);
         a
     });
@@ -164,7 +150,7 @@ fn hixie76_garbage_frames() {
 #[test]
 fn rfc6455_ten_mib_length() {
     // A text frame announcing 10 MiB (64-bit length), with only a little payload.
-    let run = against(Proto::Rfc6455, |mut a| {
+    let run = against(Protocol::Rfc6455, |mut a| {
         a.extend_from_slice(&[0x81, 0x7f]);
         a.extend_from_slice(&(10u64 << 20).to_be_bytes());
         a.extend_from_slice(&[b'x'; 64]);
@@ -176,7 +162,7 @@ fn rfc6455_ten_mib_length() {
 #[test]
 fn hixie76_unterminated_huge_message() {
     // A text frame that never ends: far longer than anything the firmware sent.
-    let run = against(Proto::Hixie76, |mut a| {
+    let run = against(Protocol::Hixie76, |mut a| {
         a.push(0x00);
         a.extend(std::iter::repeat_n(b'a', 256 * 1024));
         a

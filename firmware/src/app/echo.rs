@@ -51,11 +51,7 @@ pub(super) fn echo_loop(s: &mut Session) -> Result<u32, Failure> {
             }
             Ev::Data(n) => match fragmented {
                 Some(kind) => {
-                    let op = match (first, kind) {
-                        (false, _) => Opcode::Continuation,
-                        (true, MessageKind::Text) => Opcode::Text,
-                        (true, MessageKind::Binary) => Opcode::Binary,
-                    };
+                    let op = fragment_opcode(first, kind);
                     first = false;
                     s.fragment(op, false, n)?;
                 }
@@ -64,11 +60,7 @@ pub(super) fn echo_loop(s: &mut Session) -> Result<u32, Failure> {
             Ev::End => {
                 match fragmented.take() {
                     Some(kind) => {
-                        let op = match (first, kind) {
-                            (false, _) => Opcode::Continuation,
-                            (true, MessageKind::Text) => Opcode::Text,
-                            (true, MessageKind::Binary) => Opcode::Binary,
-                        };
+                        let op = fragment_opcode(first, kind);
                         s.fragment(op, true, 0)?;
                     }
                     None => s.end()?,
@@ -85,5 +77,15 @@ pub(super) fn echo_loop(s: &mut Session) -> Result<u32, Failure> {
                 return Ok(count);
             }
         }
+    }
+}
+
+/// The opcode of a fragment echoed from a message of `kind` whose length was not
+/// known up front: the message's own opcode first, then continuations.
+fn fragment_opcode(first: bool, kind: MessageKind) -> Opcode {
+    match (first, kind) {
+        (false, _) => Opcode::Continuation,
+        (true, MessageKind::Text) => Opcode::Text,
+        (true, MessageKind::Binary) => Opcode::Binary,
     }
 }

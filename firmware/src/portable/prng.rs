@@ -1,7 +1,9 @@
-//! The PRNG behind WebSocket masking keys, hixie-76 keys and smoltcp's seed:
-//! SplitMix64 (Steele, Lea and Flood 2014), fed with whatever entropy the board
-//! offers (see the binary's `board::entropy` module). Fast, tiny and well distributed, but
-//! NOT cryptographic: its output reveals its state.
+//! The project's one PRNG, SplitMix64 (Steele, Lea and Flood 2014): behind the
+//! firmware's WebSocket masking keys, hixie-76 keys and smoltcp's seed (fed with
+//! whatever entropy the board offers, see the binary's `board::entropy` module),
+//! and behind host-bridge's reproducible impairments (the same sequence for the
+//! same seed everywhere: [`SplitMix64::chance`], [`SplitMix64::below`]). Fast,
+//! tiny and well distributed, but NOT cryptographic: its output reveals its state.
 
 /// A SplitMix64 generator that entropy can be stirred into at any time.
 #[derive(Clone, Debug)]
@@ -28,6 +30,27 @@ impl SplitMix64 {
         for chunk in buf.chunks_mut(8) {
             let bytes = self.next_u64().to_le_bytes();
             chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// True with probability `p` (draws nothing when `p` is 0, so adding an
+    /// impairment does not change which frames another one hits... as long as
+    /// the zero ones stay zero).
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.next_f64() < p
+    }
+
+    /// Uniform in [0, n) (0 when n is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
         }
     }
 }

@@ -190,6 +190,17 @@ pub enum Protocol {
     Hixie76,
 }
 
+impl Protocol {
+    /// Its short name, as the firmware's `--proto` option and the logs spell it:
+    /// `rfc6455` or `hixie76`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::Rfc6455 => "rfc6455",
+            Protocol::Hixie76 => "hixie76",
+        }
+    }
+}
+
 /// Which end of the connection this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {

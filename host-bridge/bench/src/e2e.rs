@@ -27,7 +27,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use host_bridge::netns::{self, Netns};
+
 use crate::servers::{self, ServerSpec};
+use crate::stats::{median, percentile};
 
 pub struct E2eConfig {
     pub count: u32,
@@ -115,56 +118,23 @@ fn firmware_has_client(root: &Path, image: &Path) -> Result<()> {
     Ok(())
 }
 
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("run ip (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+/// A namespace of ours, with a persistent tap `tap0` holding 192.168.76.1/24 when
+/// asked (QEMU opens the tap by name); removed on drop.
+fn tap_ns(with_tap: bool) -> Result<Netns> {
+    netns::reap_stale(NETNS_PREFIX);
+    let ns = Netns::create(NETNS_PREFIX)?;
+    if with_tap {
+        ns.ip(&["tuntap", "add", "dev", "tap0", "mode", "tap"])?;
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{TAP_HOST_IP}/{TAP_PREFIX}"),
+            "dev",
+            "tap0",
+        ])?;
+        ns.ip(&["link", "set", "tap0", "up"])?;
     }
-    Ok(())
-}
-
-/// A namespace with a tap `tap0` holding 192.168.76.1/24; removed on drop.
-struct TapNs {
-    name: String,
-}
-
-impl TapNs {
-    fn create(with_tap: bool) -> Result<TapNs> {
-        reap_stale();
-        let name = format!("{NETNS_PREFIX}-{}-{}", std::process::id(), rand_suffix());
-        ip(&["netns", "add", &name]).context("make a network namespace (needs root)")?;
-        let ns = TapNs { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
-        if with_tap {
-            ip(&[
-                "-n", &ns.name, "tuntap", "add", "dev", "tap0", "mode", "tap",
-            ])?;
-            ip(&[
-                "-n",
-                &ns.name,
-                "addr",
-                "add",
-                &format!("{TAP_HOST_IP}/{TAP_PREFIX}"),
-                "dev",
-                "tap0",
-            ])?;
-            ip(&["-n", &ns.name, "link", "set", "tap0", "up"])?;
-        }
-        Ok(ns)
-    }
-}
-
-impl Drop for TapNs {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
+    Ok(ns)
 }
 
 fn rand_suffix() -> u32 {
@@ -172,25 +142,6 @@ fn rand_suffix() -> u32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos() % 100_000)
         .unwrap_or(0)
-}
-
-/// Removes namespaces left by a killed run of this benchmark.
-fn reap_stale() {
-    let Ok(dir) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(&format!("{NETNS_PREFIX}-")) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next() else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = ip(&["netns", "del", &name]);
-        }
-    }
 }
 
 struct Network {
@@ -209,7 +160,7 @@ struct Network {
     qemu_in_ns: bool,
     /// What to remove afterwards: our namespace, or the bridge (stopped with SIGTERM
     /// so that it removes its own).
-    _tapns: Option<TapNs>,
+    _tapns: Option<Netns>,
     helper: Option<std::process::Child>,
 }
 
@@ -255,7 +206,7 @@ fn user_network() -> Network {
 }
 
 fn tap_direct_network() -> Result<Network> {
-    let ns = TapNs::create(true)?;
+    let ns = tap_ns(true)?;
     Ok(Network {
         name: "tap-direct",
         how: format!(
@@ -265,7 +216,7 @@ fn tap_direct_network() -> Result<Network> {
         url_host: TAP_HOST_IP,
         qemu_net: format!("-nic tap,ifname=tap0,script=no,downscript=no,model=stellaris,mac={MAC}"),
         fw_args: static_ip_args(),
-        ns: Some(ns.name.clone()),
+        ns: Some(ns.name().to_string()),
         qemu_in_ns: true,
         _tapns: Some(ns),
         helper: None,
@@ -358,25 +309,6 @@ fn tap_bridge_network(bin_dir: &Path, log: &Path, threads: Option<usize>) -> Res
         _tapns: None,
         helper: Some(child),
     })
-}
-
-fn median(v: &[f64]) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    Some(s[s.len() / 2])
-}
-
-fn percentile(v: &[f64], p: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
-    Some(s[rank.clamp(1, s.len()) - 1])
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -533,7 +465,7 @@ fn measure_network(
                 run.bridge_cpu_us_per_echo = Some(per_echo(e.0.saturating_sub(b.0)));
                 run.bridge_wait_us_per_echo = Some(per_echo(e.1.saturating_sub(b.1)));
             }
-            run.p50_ms = median(&rtts);
+            run.p50_ms = percentile(&rtts, 50.0);
             run.p99_ms = percentile(&rtts, 99.0);
             run.boot_to_first_echo_s = Some(a[0] - start);
             run.rtts_ms = rtts;

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::procfs;
+use crate::stats::nearest_rank;
 
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -193,14 +194,6 @@ async fn drive(
     finished.one_done();
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
     Ok(latencies_us)
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1] as f64
 }
 
 /// The two moments every client thread waits for: all connected (the coordinator
@@ -380,8 +373,8 @@ pub fn run(cfg: &LoadConfig) -> Result<LoadResult> {
         messages,
         secs,
         msgs_per_s: messages as f64 / secs,
-        p50_us: percentile(&all, 50.0),
-        p99_us: percentile(&all, 99.0),
+        p50_us: nearest_rank(&all, 50.0).map_or(f64::NAN, f64::from),
+        p99_us: nearest_rank(&all, 99.0).map_or(f64::NAN, f64::from),
         server_cpu_s,
         msgs_per_cpu_s: server_cpu_s
             .filter(|c| *c > 0.0)

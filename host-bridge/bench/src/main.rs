@@ -6,6 +6,7 @@
 //! bench all      [--out DIR] [--secs S] [--reps N] [--conns 1,64,512] [--sizes 16,1024,65536]
 //! bench grid     ...                 the server grid only (DIR/grid.json)
 //! bench e2e      [--out DIR]         the firmware through QEMU (DIR/e2e.json)
+//! bench impaired [--out DIR]         the firmware on a lossy bridge, before/after (DIR/impaired.json)
 //! bench footprint [--out DIR]        flash/RAM by part (DIR/footprint.json, footprint.csv)
 //! bench report   [--out DIR]         REPORT.md and PNGs from the JSON files in DIR
 //! bench load     --url ws://127.0.0.1:PORT/ws -c C -s S [--secs T] [--msgs M] [--pid PID]
@@ -14,11 +15,13 @@
 mod e2e;
 mod footprint;
 mod grid;
+mod impaired;
 mod load;
 mod micro;
 mod procfs;
 mod report;
 mod servers;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -90,6 +93,23 @@ struct E2eArgs {
     no_build: bool,
 }
 
+#[derive(Args, Clone)]
+struct ImpairedArgs {
+    /// Loss in percent, each way, of the impaired row's cells.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 1.0, 5.0, 10.0])]
+    losses: Vec<f64>,
+    /// Seeds of the impairment; figures are medians over them.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 3])]
+    seeds: Vec<u64>,
+    /// Messages per impaired run.
+    #[arg(long = "impaired-count", default_value_t = 200)]
+    impaired_count: u32,
+    /// The `before` image (default: built with SMOLTCP_RTTE_MIN_RTO=1000 in
+    /// target/rto-floor-1000).
+    #[arg(long)]
+    before_image: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Everything, then the report.
@@ -100,6 +120,8 @@ enum Cmd {
         grid: GridArgs,
         #[command(flatten)]
         e2e: E2eArgs,
+        #[command(flatten)]
+        impaired: ImpairedArgs,
     },
     /// The server grid.
     Grid {
@@ -114,6 +136,17 @@ enum Cmd {
         common: Common,
         #[command(flatten)]
         e2e: E2eArgs,
+    },
+    /// The firmware on the tap bridge losing frames each way, before and after the
+    /// loss-recovery work (issue 17), and what a lost frame costs (from captures).
+    Impaired {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        impaired: ImpairedArgs,
+        /// Do not build the firmware images first.
+        #[arg(long)]
+        no_build: bool,
     },
     /// Flash and RAM by part; appends to footprint.csv.
     Footprint {
@@ -157,12 +190,18 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::All { common, grid, e2e } => {
+        Cmd::All {
+            common,
+            grid,
+            e2e,
+            impaired,
+        } => {
             let out = prepare(&common)?;
             let t0 = std::time::Instant::now();
             let started = utc_now();
             run_footprint(&common, &out, e2e.no_build)?;
             run_e2e(&common, &out, &e2e, true)?;
+            run_impaired(&common, &out, &impaired, !e2e.no_build)?;
             run_grid(&common, &out, &grid)?;
             run_micro(&out)?;
             let args: Vec<String> = std::env::args().skip(1).collect();
@@ -189,6 +228,15 @@ fn main() -> Result<()> {
         Cmd::E2e { common, e2e } => {
             let out = prepare(&common)?;
             run_e2e(&common, &out, &e2e, e2e.no_build)?;
+            report::write(&out)
+        }
+        Cmd::Impaired {
+            common,
+            impaired,
+            no_build,
+        } => {
+            let out = prepare(&common)?;
+            run_impaired(&common, &out, &impaired, !no_build)?;
             report::write(&out)
         }
         Cmd::Footprint { common, no_build } => {
@@ -273,6 +321,18 @@ fn run_e2e(common: &Common, out: &Path, e: &E2eArgs, no_build: bool) -> Result<(
     let path = out.join("e2e.json");
     std::fs::write(&path, serde_json::to_string(&data)? + "\n")
         .with_context(|| format!("write {}", path.display()))
+}
+
+fn run_impaired(common: &Common, out: &Path, a: &ImpairedArgs, build: bool) -> Result<()> {
+    let cfg = impaired::ImpairedConfig {
+        losses: a.losses.clone(),
+        seeds: a.seeds.clone(),
+        count: a.impaired_count,
+        before_image: a.before_image.clone(),
+        build,
+    };
+    let data = impaired::run(&common.root, &cfg, &log_dir())?;
+    write_json(&out.join("impaired.json"), &data)
 }
 
 fn run_micro(out: &Path) -> Result<()> {

@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::median;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Micro {
     pub what: String,
@@ -57,7 +59,7 @@ pub fn apply_mask_bytewise(key: [u8; 4], offset: usize, buf: &mut [u8]) -> usize
 
 fn ns_per_call(buf: &mut [u8], mut f: impl FnMut(&mut [u8])) -> f64 {
     let iters = (20_000_000 / buf.len().max(64)).max(10);
-    let mut batches: Vec<f64> = (0..5)
+    let batches: Vec<f64> = (0..5)
         .map(|_| {
             let t = Instant::now();
             for _ in 0..iters {
@@ -66,8 +68,7 @@ fn ns_per_call(buf: &mut [u8], mut f: impl FnMut(&mut [u8])) -> f64 {
             t.elapsed().as_nanos() as f64 / iters as f64
         })
         .collect();
-    batches.sort_by(|a, b| a.total_cmp(b));
-    batches[2]
+    median(&batches).unwrap_or(f64::NAN)
 }
 
 /// Checks that the library's loops give the definitions' results, then times both.

@@ -1,5 +1,5 @@
-//! REPORT.md and its PNG charts, from grid.json, e2e.json, footprint.json and
-//! footprint.csv in the output directory (each may be missing: its section then
+//! REPORT.md and its PNG charts, from grid.json, e2e.json, impaired.json, footprint.json
+//! and footprint.csv in the output directory (each may be missing: its section then
 //! says so).
 
 use std::fmt::Write as _;
@@ -11,7 +11,9 @@ use plotters::prelude::*;
 use crate::e2e::E2eData;
 use crate::footprint::{self, Footprint, PARTS};
 use crate::grid::GridData;
+use crate::impaired::{ImpairedData, ImpairedRun, STALL_MS};
 use crate::load::LoadResult;
+use crate::stats::median;
 
 /// One figure of a run.
 type Metric = fn(&LoadResult) -> Option<f64>;
@@ -23,20 +25,6 @@ const TORNADO: &str = "tornado";
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-pub fn median(v: &[f64]) -> Option<f64> {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return None;
-    }
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    Some(if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    })
 }
 
 fn size_label(s: usize) -> String {
@@ -151,6 +139,7 @@ pub fn write(out: &Path) -> Result<()> {
     let heavy: Option<GridData> = read(&out.join("grid-heavy.json"));
     let e2e: Option<E2eData> = read(&out.join("e2e.json"));
     let fp: Option<Footprint> = read(&out.join("footprint.json"));
+    let impaired: Option<ImpairedData> = read(&out.join("impaired.json"));
     let fp_error: Option<String> = read::<serde_json::Value>(&out.join("footprint.json"))
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from));
 
@@ -381,6 +370,16 @@ pub fn write(out: &Path) -> Result<()> {
                 }
             }
         }
+    }
+
+    // ---- impaired -------------------------------------------------------------------
+    writeln!(md, "## Lost frames: the tap bridge with loss each way\n")?;
+    match &impaired {
+        None => writeln!(
+            md,
+            "Not measured: no impaired.json (run `bash ci/bench.sh impaired`).\n"
+        )?,
+        Some(d) => impaired_section(&mut md, d)?,
     }
 
     // ---- footprint ------------------------------------------------------------------
@@ -783,6 +782,120 @@ fn e2e_section(md: &mut String, e: &E2eData) -> Result<()> {
         }
     )?;
     Ok(())
+}
+
+fn impaired_section(md: &mut String, d: &ImpairedData) -> Result<()> {
+    writeln!(
+        md,
+        "`bash ci/bench.sh impaired` (`bench impaired`, `host-bridge/bench/src/impaired.rs`), \
+         {}; {}. `host-bridge run --impair loss=P% --seed S -- --count {} --message M` (64 B), \
+         seeds {}, the two variants side by side cell by cell; figures are medians over the \
+         seeds. Echoes/s is N over the time from the first message crossing the relay to the \
+         last echo, from the capture (boot and handshake left out).\n",
+        d.started_utc,
+        d.host,
+        d.count,
+        seeds_of(d)
+    )?;
+    for (name, how) in &d.variants {
+        writeln!(md, "* **{name}**: {how}")?;
+    }
+    writeln!(md)?;
+    let mut losses: Vec<f64> = d.runs.iter().map(|r| r.loss_pct).collect();
+    losses.sort_by(|a, b| a.total_cmp(b));
+    losses.dedup();
+    let runs = |v: &str, loss: f64| -> Vec<&ImpairedRun> {
+        d.runs
+            .iter()
+            .filter(|r| r.variant == v && r.loss_pct == loss)
+            .collect()
+    };
+    let med = |rs: &[&ImpairedRun], f: fn(&ImpairedRun) -> Option<f64>| -> Option<f64> {
+        median(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+    };
+    writeln!(
+        md,
+        "| loss each way | before echoes/s | after echoes/s | after / before | before wall s | after wall s | runs not exit 0 (before, after) |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    for &loss in &losses {
+        let (b, a) = (runs("before", loss), runs("after", loss));
+        let (eb, ea) = (med(&b, |r| r.echoes_per_s), med(&a, |r| r.echoes_per_s));
+        let failed = |rs: &[&ImpairedRun]| rs.iter().filter(|r| r.status != Some(0)).count();
+        writeln!(
+            md,
+            "| {loss}% | {} | {} | {} | {} | {} | {}, {} |",
+            fmt_num(eb),
+            fmt_num(ea),
+            fmt_ratio(ea.zip(eb).map(|(a, b)| a / b)),
+            fmt_num(med(&b, |r| Some(r.wall_s))),
+            fmt_num(med(&a, |r| Some(r.wall_s))),
+            failed(&b),
+            failed(&a)
+        )?;
+    }
+    writeln!(
+        md,
+        "\nThe 0% cell times some {} round trips of well under a millisecond each, tens of \
+         milliseconds in all: on a loaded machine scheduling noise decides it (per seed, before \
+         {}; after {}), and nothing in the change acts without a loss.",
+        d.count,
+        per_seed(&runs("before", 0.0)),
+        per_seed(&runs("after", 0.0))
+    )?;
+    writeln!(
+        md,
+        "\n**What a lost frame costs**, read from the runs' captures (`--pcap`; gaps above \
+         {STALL_MS} ms between a request and its reply or a reply and the next request, all \
+         lossy cells and seeds together; a clean round trip is about 1 ms):\n"
+    )?;
+    writeln!(
+        md,
+        "| variant | board's side (its frame lost, smoltcp resends): n, median, max ms | host's side (its frame lost, Linux resends): n, median, max ms |"
+    )?;
+    writeln!(md, "|---|---|---|")?;
+    for (name, _) in &d.variants {
+        let pick = |f: fn(&ImpairedRun) -> &Vec<f64>| -> String {
+            let all: Vec<f64> = d
+                .runs
+                .iter()
+                .filter(|r| &r.variant == name)
+                .flat_map(|r| f(r).iter().copied())
+                .collect();
+            let max = all
+                .iter()
+                .copied()
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+            format!("{}, {}, {}", all.len(), fmt_num(median(&all)), fmt_num(max))
+        };
+        writeln!(
+            md,
+            "| {name} | {} | {} |",
+            pick(|r| &r.board_stalls_ms),
+            pick(|r| &r.host_stalls_ms)
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
+/// Each run's echoes/s, in seed order.
+fn per_seed(runs: &[&ImpairedRun]) -> String {
+    runs.iter()
+        .map(|r| fmt_num(r.echoes_per_s))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn seeds_of(d: &ImpairedData) -> String {
+    let mut seeds: Vec<u64> = d.runs.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn footprint_section(md: &mut String, f: &Footprint, csv: &Path) -> Result<()> {

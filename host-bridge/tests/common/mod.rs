@@ -167,40 +167,22 @@ pub struct Peer {
 
 impl Peer {
     /// Starts `program args`, a server that prints `listening on HOST:PORT` (the
-    /// address it bound; port 0 in its arguments picks a free one) on stdout once
-    /// it accepts connections, and waits up to 20 s for that line. Everything it
-    /// prints goes to `target/e2e/NAME-PID.log`.
+    /// address it bound; port 0 in its arguments picks a free one) once it accepts
+    /// connections, and waits up to 20 s for that line. Everything it prints goes
+    /// straight to `target/e2e/NAME-PID-N.log` (no copying thread: what a test reads
+    /// there is all the peer has printed so far).
     pub fn spawn(name: &str, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Peer {
-        use std::io::{BufRead, Write};
-        use std::process::Stdio;
         let log = unique_artifact(name, "log");
         let file = std::fs::File::create(&log).expect("create peer log");
         let mut cmd = Command::new(program);
         // The peer lives no longer than the test process, however that ends.
         host_bridge::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGKILL);
-        let mut child = cmd
+        let child = cmd
             .args(args)
-            .stdout(Stdio::piped())
-            .stderr(file.try_clone().expect("clone log handle"))
+            .stdout(file.try_clone().expect("clone log handle"))
+            .stderr(file)
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Copies the peer's stdout to its log for as long as it runs, and hands
-        // over the first `listening on` line.
-        std::thread::spawn(move || {
-            let mut file = file;
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(file, "{line}");
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.trim().to_owned());
-                    }
-                }
-            }
-        });
         let mut peer = Peer {
             child,
             log,
@@ -208,22 +190,27 @@ impl Peer {
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         let addr = loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-                Ok(addr) => break addr,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = peer.child.wait();
-                    panic!(
-                        "{name} ended ({status:?}) without saying where it listens:\n{}",
-                        peer.log_tail(40)
-                    );
-                }
+            let text = std::fs::read_to_string(&peer.log).unwrap_or_default();
+            // Only whole lines: the peer may be half-way through writing one.
+            let said = text
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .find_map(|l| l.split("listening on ").nth(1));
+            if let Some(addr) = said {
+                break addr.trim().to_owned();
+            }
+            if let Ok(Some(status)) = peer.child.try_wait() {
+                panic!(
+                    "{name} ended ({status}) without saying where it listens:\n{}",
+                    peer.log_tail(40)
+                );
             }
             assert!(
                 std::time::Instant::now() < deadline,
                 "{name} never said `listening on`:\n{}",
                 peer.log_tail(40)
             );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         };
         peer.port = addr
             .rsplit(':')

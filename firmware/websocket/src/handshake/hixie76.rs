@@ -8,7 +8,7 @@
 //! Server: [`parse_request`] validates the request (including key3),
 //! [`write_accept`] writes the answer with the challenge response.
 
-use super::http::{check_value, Headers, Out};
+use super::http::{check_value, decimal, Headers, Out};
 use super::{
     parse_upgrade_request, parse_upgrade_response, ClientRequest, Parse, Response, UpgradeRequest,
 };
@@ -92,20 +92,9 @@ fn gen_key<R: Rng + ?Sized>(rng: &mut R, key: &mut [u8; KEY_MAX], len: &mut usiz
     } else {
         rand_range(rng, 0, max)
     };
-    let mut product = number * spaces;
-    // Decimal digits of product.
     let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (product % 10) as u8;
-        product /= 10;
-        if product == 0 {
-            break;
-        }
-    }
     *len = 0;
-    for &d in &digits[i..] {
+    for &d in decimal(number * spaces, &mut digits) {
         insert(key, len, *len, d);
     }
     // 1..=12 random characters from U+0021-U+002F and U+003A-U+007E.

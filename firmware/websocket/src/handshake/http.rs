@@ -178,22 +178,27 @@ impl<'a> Out<'a> {
         self.s(name)?.s(": ")?.put(value)?.s("\r\n")
     }
 
-    pub(crate) fn dec(&mut self, mut n: u32) -> Result<&mut Self, Error> {
-        let mut tmp = [0u8; 10];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.put(&tmp[i..])
+    pub(crate) fn dec(&mut self, n: u32) -> Result<&mut Self, Error> {
+        let mut digits = [0u8; 10];
+        self.put(decimal(n, &mut digits))
     }
 
     pub(crate) fn len(&self) -> usize {
         self.pos
+    }
+}
+
+/// The decimal digits of `n`, written at the end of `digits` (without
+/// `core::fmt`, whose machinery costs kilobytes of flash on the board).
+pub(crate) fn decimal(mut n: u32, digits: &mut [u8; 10]) -> &[u8] {
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[i..];
+        }
     }
 }
 

@@ -1,0 +1,196 @@
+//! `host-bridge run`: the firmware booted under QEMU with the server running,
+//! on the bridge (root) or on QEMU's user network, as one library call that the
+//! CLI and tests share. [`run`] starts the server (and the bridge), boots the
+//! image through `ci/qemu-run`, waits for the firmware or an interruption, then
+//! takes everything down and returns the firmware's exit status.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::signal::unix::Signal;
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::{Bridge, BridgeConfig};
+use crate::netns;
+use crate::qemu::{self, Qemu, QemuRun};
+use crate::server::{self, ServerConfig};
+
+/// The host's address as QEMU's user network shows it to the guest.
+const SLIRP_HOST: &str = "10.0.2.2";
+
+/// What to boot, and on which network.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Firmware image (`None`: what `ci/cargo-firmware path` prints).
+    pub image: Option<PathBuf>,
+    /// QEMU's user network even when root (the bridge needs root).
+    pub user_net: bool,
+    /// Add `--url`, `--ip` and `--gateway` to the firmware's arguments where
+    /// they lack them.
+    pub auto_args: bool,
+    /// The board's MAC address.
+    pub mac: String,
+    /// Seconds before QEMU is killed (exit status 124).
+    pub timeout_s: u64,
+    /// The bridge, when there is one.
+    pub bridge: BridgeConfig,
+    /// The server's port (default: 8000 on the bridge, any free port on the
+    /// user network, so that parallel runs don't collide).
+    pub port: Option<u16>,
+    /// The server.
+    pub server: ServerConfig,
+    /// The firmware's own arguments.
+    pub firmware_args: Vec<String>,
+}
+
+/// Boots the firmware with the server running until it exits (its status) or
+/// `interrupted` resolves (QEMU is stopped; status 130). Each signal on
+/// `link_switch` (the CLI passes SIGUSR1) pulls or plugs the bridge's cable.
+pub async fn run(
+    cfg: RunConfig,
+    interrupted: impl Future<Output = ()>,
+    mut link_switch: Option<Signal>,
+) -> Result<u8> {
+    let repo = qemu::repo_root();
+    let image = match cfg.image {
+        Some(i) => i,
+        None => qemu::default_image(&repo)?,
+    };
+    anyhow::ensure!(
+        image.exists(),
+        "no firmware image at {} (build it: ci/cargo-firmware build)",
+        image.display()
+    );
+    let use_bridge = !cfg.user_net && netns::is_root();
+    if !use_bridge && !cfg.user_net {
+        tracing::warn!("not root: using QEMU's user network instead of the bridge");
+    }
+    let (br, listener) = if use_bridge {
+        let br = Bridge::start(cfg.bridge.clone())?;
+        let l = br.listen_tcp(cfg.port.unwrap_or(8000))?;
+        (Some(br), l)
+    } else {
+        let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port.unwrap_or(0)));
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listen on {addr}"))?;
+        (None, l)
+    };
+    let mut args = Vec::new();
+    if cfg.auto_args {
+        let port = listener.local_addr()?.port();
+        let host = if use_bridge {
+            cfg.bridge.host_ip.to_string()
+        } else {
+            SLIRP_HOST.into()
+        };
+        let url = format!("ws://{host}:{port}{}", cfg.server.path);
+        let static_ip = (use_bridge && !cfg.bridge.dhcp).then_some(&cfg.bridge);
+        args = missing_args(&cfg.firmware_args, &url, static_ip);
+    }
+    args.extend(cfg.firmware_args);
+
+    let stop = CancellationToken::new();
+    let srv = tokio::spawn(server::serve(listener, cfg.server, stop.clone()));
+    let boot = QemuRun {
+        runner: repo.join("ci/qemu-run"),
+        image,
+        args,
+        net: br.as_ref().map(|b| b.qemu_net_options(&cfg.mac)),
+        mac: Some(cfg.mac),
+        timeout_s: Some(cfg.timeout_s),
+    };
+    tracing::info!("booting {} {}", boot.image.display(), boot.args.join(" "));
+    let mut qemu = Qemu::spawn(&boot)?;
+    tokio::pin!(interrupted);
+    let status = loop {
+        tokio::select! {
+            s = qemu.wait() => break s?,
+            () = &mut interrupted => {
+                tracing::info!("interrupted: stopping QEMU");
+                let qemu_status = qemu.stop(Duration::from_secs(3)).await?;
+                tracing::info!("QEMU ended with status {qemu_status}");
+                // Interrupted is not success, whatever QEMU said on SIGTERM.
+                break 130;
+            }
+            Some(()) = next_signal(&mut link_switch) => match &br {
+                Some(br) => toggle_link(br),
+                None => tracing::warn!("link switch: no bridge (user network), no cable to pull"),
+            },
+        }
+    };
+    stop.cancel();
+    let served = srv.await.context("server task")?;
+    if let Some(br) = br {
+        let stats = br.shutdown().await?;
+        eprintln!("relay counters:\n{stats}");
+    }
+    served?;
+    tracing::info!("firmware exited with status {status}");
+    Ok(u8::try_from(status).unwrap_or(1))
+}
+
+/// The next signal of `sig`; never, without one.
+async fn next_signal(sig: &mut Option<Signal>) -> Option<()> {
+    match sig {
+        Some(sig) => sig.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Pulls or plugs the bridge's cable and says which on stdout (`link down` /
+/// `link up`), for the script or test that asked.
+pub fn toggle_link(br: &Bridge) {
+    use std::io::Write;
+    let state = if br.toggle_link() { "up" } else { "down" };
+    tracing::info!("link switch: link {state}");
+    // A reader that went away is no reason to fail.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "link {state}").and_then(|()| out.flush());
+}
+
+/// The arguments to put before the firmware's own `given` ones: `--url url`, and
+/// with `static_ip` (the bridge without DHCP) `--ip` and `--gateway`, each only
+/// where `given` lacks it.
+fn missing_args(given: &[String], url: &str, static_ip: Option<&BridgeConfig>) -> Vec<String> {
+    let has = |opt: &str| given.iter().any(|a| a == opt);
+    let mut args = Vec::new();
+    if !has("--url") {
+        args.extend(["--url".into(), url.into()]);
+    }
+    if let Some(b) = static_ip.filter(|_| !has("--ip")) {
+        args.extend([
+            "--ip".into(),
+            format!("{}/{}", b.guest_ip, b.prefix),
+            "--gateway".into(),
+            b.host_ip.to_string(),
+        ]);
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_only_what_the_firmware_arguments_lack() {
+        let url = "ws://192.168.76.1:8000/ws";
+        let br = BridgeConfig::default();
+        let given: Vec<String> = vec!["--count".into(), "3".into()];
+        assert_eq!(
+            missing_args(&given, url, Some(&br)).join(" "),
+            "--url ws://192.168.76.1:8000/ws --ip 192.168.76.2/24 --gateway 192.168.76.1"
+        );
+        assert_eq!(
+            missing_args(&given, url, None).join(" "),
+            format!("--url {url}")
+        );
+        let given: Vec<String> = vec!["--url".into(), "ws://x/".into(), "--ip".into()];
+        assert!(missing_args(&given, url, Some(&br)).is_empty());
+    }
+}
