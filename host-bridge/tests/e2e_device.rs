@@ -354,26 +354,29 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() 
     );
 }
 
-/// How much an interrupt taken at the deepest point of the program adds to the
-/// stack high-water mark: the exception frame the core pushes (32 bytes, plus 4
-/// to keep 8-byte alignment) and the handler's own push (8 bytes: SysTick's and
-/// the Ethernet handler's `push {r7, lr}`; they share a priority, so they never
-/// nest). Whether one lands there is timing, not memory growth: boots of the
-/// same image and run length print marks up to 40 bytes apart (measured
-/// 12,128..12,168 over ten 1- to 2,000-message runs).
-const INTERRUPT_ENTRY: u32 = 44;
+/// How far apart the stack high-water marks of runs on the impaired wire may be
+/// without the stack having grown. The mark is the deepest the stack ever went,
+/// and on a lossy wire that depends on which rare network events happened (a
+/// duplicate or reordered segment answered at once from deep inside smoltcp's
+/// receive path, an RST for a connection the restart killed) and on whether an
+/// interrupt (44 bytes: exception frame, alignment, the handler's push) landed
+/// there: 100-message runs of the same image on this wire printed 12,120 to
+/// 12,296 bytes (176 apart), a 300-message run 12,200. A stack that grew with
+/// the messages or the outages would leave this far behind over 20,000
+/// messages; the margin only absorbs which paths a short run happened to take.
+const STACK_SPREAD: u32 = 256;
 
 /// The long run: 20,000 messages of the default message set over a bad wire
 /// (10% loss each way, 2% duplication, 5% reordering; seeded) with 3 server
 /// restarts: every echo exactly once, in order, and the stack high-water mark
-/// of a 100-message run on the same wire (give or take an interrupt's entry,
-/// [`INTERRUPT_ENTRY`]): memory stays flat.
+/// of a 100-message run on the same wire (within [`STACK_SPREAD`], the spread
+/// of short runs): memory stays flat.
 ///
-/// It takes about an hour: smoltcp's minimum retransmission timeout is 1 s
-/// (RFC 6298), so every segment of the board's that the wire drops costs at
-/// least a second. Today's firmware ran 1,000 messages over this wire in 195 s
-/// (`host-bridge run --impair loss=10%,dup=2%,reorder=5% --seed 13 -- --count
-/// 1000 --timeout-ms 30000`: median echo 1 ms, p90 1 s, p99 2.3 s, max 4 s).
+/// It took 391 s here (20,000 echoes, 3 outages, stack mark 12,296 bytes against
+/// 12,144 for the 100-message run) with smoltcp's 20 ms RTO floor (issue 17);
+/// with smoltcp's own 1 s floor it took about 70 minutes, a second per segment
+/// of the board's that the wire dropped. `.config/nextest.toml` gives it 15
+/// minutes in CI.
 /// `--timeout-ms 30000` keeps such a wait from counting as an outage, so that
 /// the outages are the restarts.
 #[test]
@@ -414,7 +417,7 @@ fn long_run_twenty_thousand_messages_through_faults_memory_stays_flat() {
     );
     assert!(outages.len() >= 3, "3 restarts, named: {outages:?}");
     assert!(
-        high_water.abs_diff(reference) <= INTERRUPT_ENTRY,
+        high_water <= reference + STACK_SPREAD,
         "the stack high-water mark moved with the run's length: {high_water} bytes, {reference} in 100 messages"
     );
     let stats = rig.finish();
