@@ -3,10 +3,9 @@
 //! server, kills it and starts it again. The first tests hold for today's
 //! firmware: TCP rides out a short outage or a frozen server within
 //! `--timeout-ms`, and a dead server ends the run with status 4. The issue's
-//! scenarios need the firmware's `--reconnect` and `--keepalive-ms`; they are
-//! written out in full and ignored until the firmware has them.
+//! scenarios use the firmware's `--reconnect` and `--keepalive-ms`.
 //!
-//! What the ignored tests expect of the firmware's log besides today's lines:
+//! What those tests expect of the firmware's log besides the echo lines:
 //! every outage is named by a line containing the word `outage`, printed when
 //! the client declares the connection lost (the cause), and again when it is
 //! back (duration, attempts): at least one line per outage, the first one as
@@ -153,7 +152,6 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_run_completes() {
 /// The server is restarted 5 times during a 2,000-message run with
 /// `--reconnect`: exit 0, every echo exactly once, in order, every outage named.
 #[test]
-#[ignore = "needs firmware --reconnect (issue 13)"]
 fn server_restarted_five_times_every_echo_once_in_order() {
     let Some(mut rig) = DeviceRig::start("restart-5", &[]) else {
         return;
@@ -183,7 +181,6 @@ fn server_restarted_five_times_every_echo_once_in_order() {
 /// --reconnect`: the firmware notices within about two intervals (a ping, then
 /// no answer), reconnects once the server is thawed, and completes.
 #[test]
-#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
 fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
     let Some(mut rig) = DeviceRig::start("frozen-keepalive", &[]) else {
         return;
@@ -234,7 +231,6 @@ fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
 /// after about two intervals, long before `--timeout-ms`, and the run ends
 /// with status 4 and a clear message.
 #[test]
-#[ignore = "needs firmware --keepalive-ms (issue 13)"]
 fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
     let Some(mut rig) = DeviceRig::start("frozen-keepalive-no-reconnect", &[]) else {
         return;
@@ -271,7 +267,6 @@ fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
 /// answers nothing at all: the cable pulled for 3 s. The firmware notices it
 /// within about two intervals, reconnects once the link is back, completes.
 #[test]
-#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
 fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
     let Some(mut rig) = DeviceRig::start("hixie76-cable-keepalive", &[]) else {
         return;
@@ -323,7 +318,6 @@ fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
 /// --reconnect`: the outage is noticed and named, the client reconnects once
 /// the link is back, and completes with every echo once.
 #[test]
-#[ignore = "needs firmware --reconnect and --keepalive-ms (issue 13)"]
 fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() {
     let Some(mut rig) = DeviceRig::start("cable-2s-dhcp-reconnect", &["--dhcp"]) else {
         return;
@@ -360,20 +354,32 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() 
     );
 }
 
+/// How far apart the stack high-water marks of runs on the impaired wire may be
+/// without the stack having grown. The mark is the deepest the stack ever went,
+/// and on a lossy wire that depends on which rare network events happened (a
+/// duplicate or reordered segment answered at once from deep inside smoltcp's
+/// receive path, an RST for a connection the restart killed) and on whether an
+/// interrupt (44 bytes: exception frame, alignment, the handler's push) landed
+/// there: 100-message runs of the same image on this wire printed 12,120 to
+/// 12,296 bytes (176 apart), a 300-message run 12,200. A stack that grew with
+/// the messages or the outages would leave this far behind over 20,000
+/// messages; the margin only absorbs which paths a short run happened to take.
+const STACK_SPREAD: u32 = 256;
+
 /// The long run: 20,000 messages of the default message set over a bad wire
 /// (10% loss each way, 2% duplication, 5% reordering; seeded) with 3 server
 /// restarts: every echo exactly once, in order, and the stack high-water mark
-/// of a 100-message run on the same wire: memory stays flat.
+/// of a 100-message run on the same wire (within [`STACK_SPREAD`], the spread
+/// of short runs): memory stays flat.
 ///
-/// It takes about an hour: smoltcp's minimum retransmission timeout is 1 s
-/// (RFC 6298), so every segment of the board's that the wire drops costs at
-/// least a second. Today's firmware ran 1,000 messages over this wire in 195 s
-/// (`host-bridge run --impair loss=10%,dup=2%,reorder=5% --seed 13 -- --count
-/// 1000 --timeout-ms 30000`: median echo 1 ms, p90 1 s, p99 2.3 s, max 4 s).
+/// It took 391 s here (20,000 echoes, 3 outages, stack mark 12,296 bytes against
+/// 12,144 for the 100-message run) with smoltcp's 20 ms RTO floor (issue 17);
+/// with smoltcp's own 1 s floor it took 4,701 s (78 min), a second per segment
+/// of the board's that the wire dropped. `.config/nextest.toml` gives it 15
+/// minutes in CI.
 /// `--timeout-ms 30000` keeps such a wait from counting as an outage, so that
 /// the outages are the restarts.
 #[test]
-#[ignore = "needs firmware --reconnect (issue 13)"]
 fn long_run_twenty_thousand_messages_through_faults_memory_stays_flat() {
     let wire = ["--impair", "loss=10%,dup=2%,reorder=5%", "--seed", "13"];
     let Some(mut rig) = DeviceRig::start("long-run", &wire) else {
@@ -410,9 +416,9 @@ fn long_run_twenty_thousand_messages_through_faults_memory_stays_flat() {
         outages.len()
     );
     assert!(outages.len() >= 3, "3 restarts, named: {outages:?}");
-    assert_eq!(
-        high_water, reference,
-        "the stack grew with the run's length"
+    assert!(
+        high_water <= reference + STACK_SPREAD,
+        "the stack high-water mark moved with the run's length: {high_water} bytes, {reference} in 100 messages"
     );
     let stats = rig.finish();
     eprintln!("relay counters:\n{stats}");

@@ -122,8 +122,21 @@ fn nothing_listening_retries_with_backoff_then_exits_4() {
         60,
     );
     run.assert_status(4);
-    run.assert_printed("connect: connection refused; retry 1/3 in 100 ms");
-    run.assert_printed("connect: connection refused; retry 3/3 in 400 ms");
+    // Backoff 100, 200, 400 ms, each wait drawn from the upper half (jitter).
+    for (k, backoff) in [(1, 100), (2, 200), (3, 400)] {
+        let prefix = format!("connect: connection refused; retry {k}/3 in ");
+        let wait: u32 = run
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.strip_suffix(" ms")?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?}N ms line:\n{run}"));
+        assert!(
+            (backoff / 2..=backoff).contains(&wait),
+            "retry {k}: {wait} ms, not within {}..={backoff}",
+            backoff / 2
+        );
+    }
+    assert!(!run.stdout.contains("retry 4/"), "a fourth retry:\n{run}");
     run.assert_printed("error: connection refused");
 }
 
@@ -271,23 +284,26 @@ fn receive_fifo_overrun_is_counted_and_recovered_from() {
 fn duplicate_echo_is_caught_with_exit_6() {
     let (peer, port) = server("fw-twice", &["--twice"]);
     // One message: its echo matches, the duplicate arrives during the close.
-    let run = boot(
-        &[
+    // `--reconnect` changes nothing: a repeated echo is an error, not an outage.
+    let url = url(port);
+    for extra in [None, Some("--reconnect")] {
+        let mut args = vec![
             "--url",
-            &url(port),
+            &url,
             "--count",
             "1",
             "--message",
             "abc",
             "--timeout-ms",
             "3000",
-        ],
-        None,
-        60,
-    );
-    assert_status(&run, &peer, 6);
-    run.assert_printed("received 1 after ");
-    run.assert_printed("error: echo mismatch: a message arrived after the last echo");
+        ];
+        args.extend(extra);
+        let run = boot(&args, None, 60);
+        assert_status(&run, &peer, 6);
+        run.assert_printed("received 1 after ");
+        run.assert_printed("error: echo mismatch: a message arrived after the last echo");
+        assert!(!run.stdout.contains("outage"), "{run}");
+    }
 }
 
 /// The tutorial's own tornado server replies to a binary message with a text

@@ -3,11 +3,13 @@
 //! owned events, every wait bounded by the `--timeout-ms` deadline.
 
 use websocket::handshake::{Client, ClientRequest, Parse};
-use websocket::{CloseState, Connection, Event, MessageKind, Protocol, Role};
+use websocket::{CloseState, Connection, Due, Event, Keepalive, MessageKind, Protocol, Role};
 
+use firmware::backoff::Backoff;
 use firmware::config::{self, WsUrl};
 use firmware::text::Line;
 
+use crate::board::clock;
 use crate::board::exit::ExitCode;
 use crate::board::log::log;
 use crate::net::tcp::{Input, TcpState};
@@ -41,23 +43,41 @@ pub enum Failure {
     Mismatch,
     /// A data message came when none was due (a duplicate echo) — exit 6.
     Extra,
+    /// The server's close frame came before every echo — exit 5.
+    Closed,
 }
 
 impl Failure {
     pub fn code(self) -> ExitCode {
         match self {
             Failure::Network(_) | Failure::Timeout(_) => ExitCode::Network,
-            Failure::Handshake(_) | Failure::Protocol(_) | Failure::Unexpected(_) => {
-                ExitCode::Protocol
-            }
+            Failure::Handshake(_)
+            | Failure::Protocol(_)
+            | Failure::Unexpected(_)
+            | Failure::Closed => ExitCode::Protocol,
             Failure::Mismatch | Failure::Extra => ExitCode::Mismatch,
         }
+    }
+
+    /// Whether the connection was lost (closed, reset, timed out, or given up
+    /// by the keepalive), rather than broken by the server's words: the
+    /// failures that `--reconnect` rides out.
+    pub fn is_outage(self) -> bool {
+        matches!(
+            self,
+            Failure::Network(_) | Failure::Timeout(_) | Failure::Closed
+        )
     }
 
     /// Prints the failure as one `error: ...` line.
     pub fn report(self, timeout_ms: u32) {
         let mut line = Line::new();
         line.s("error: ");
+        log(self.describe(&mut line, timeout_ms));
+    }
+
+    /// Appends what went wrong to `line`.
+    pub fn describe(self, line: &mut Line, timeout_ms: u32) -> &mut Line {
         match self {
             Failure::Network(what) => line.s(what),
             Failure::Timeout(what) => line.s("timeout: ").s(what).s(" (").u(timeout_ms).s(" ms)"),
@@ -66,8 +86,8 @@ impl Failure {
             Failure::Unexpected(what) => line.s(what),
             Failure::Mismatch => line.s("echo mismatch"),
             Failure::Extra => line.s("echo mismatch: a message arrived after the last echo"),
-        };
-        log(&mut line);
+            Failure::Closed => line.s("server closed the WebSocket before echoing every message"),
+        }
     }
 }
 
@@ -85,45 +105,61 @@ pub enum Ev {
     Close(Option<u16>),
 }
 
-/// Opens the TCP connection, retrying `retries` times with doubling backoff
-/// (100 ms up to 2 s) while the server refuses or does not answer.
-fn connect(net: &mut Net, url: &WsUrl, retries: u32, timeout_ms: u32) -> Result<(), Failure> {
-    let mut backoff = 100;
-    let mut attempt = 0;
-    loop {
-        if net.connect(url.ip, url.port).is_err() {
-            return Err(Failure::Network("cannot open a TCP connection (no route?)"));
+/// Connection attempts paced by [`Backoff`], each failure logged with the wait.
+pub struct Retry(Backoff);
+
+impl Retry {
+    /// Allows `limit` failed attempts in a row (`u32::MAX`: no limit).
+    pub fn new(limit: u32) -> Self {
+        Retry(Backoff::new(limit))
+    }
+
+    /// An attempt worked: returns how many failed before it, and starts over.
+    pub fn succeeded(&mut self) -> u32 {
+        self.0.succeeded()
+    }
+
+    /// Counts a failed attempt, described in `line`: logs it with the wait and
+    /// waits before the next attempt; false (nothing logged) when none is left.
+    pub fn again(&mut self, net: &mut Net, line: &mut Line) -> bool {
+        let Some(wait) = self.0.failure(net.rng.next_u64() as u32) else {
+            return false;
+        };
+        line.s("; retry ").u(self.0.failed());
+        if self.0.limit() != u32::MAX {
+            line.s("/").u(self.0.limit());
         }
-        let state = net.wait(Deadline::after_ms(timeout_ms), |net| match net.state() {
-            TcpState::Open => Some(true),
-            TcpState::Closed => Some(false),
-            _ => None,
-        });
-        let why = match state {
-            Ok(true) => {
-                net.rng.stir_time();
-                return Ok(());
+        log(line.s(" in ").u(wait).s(" ms"));
+        let _ = net.wait(Deadline::after_ms(wait), |_| None::<()>);
+        true
+    }
+}
+
+/// Opens the TCP connection, retrying as `retry` allows while the server
+/// refuses or does not answer (or, while the link is down, the board has no
+/// address or route).
+fn connect(net: &mut Net, url: &WsUrl, retry: &mut Retry, timeout_ms: u32) -> Result<(), Failure> {
+    loop {
+        let why = if net.connect(url.ip, url.port).is_err() {
+            "no address or route"
+        } else {
+            match net.wait(Deadline::after_ms(timeout_ms), |net| match net.state() {
+                TcpState::Open => Some(true),
+                TcpState::Closed => Some(false),
+                _ => None,
+            }) {
+                Ok(true) => {
+                    net.rng.stir_time();
+                    return Ok(());
+                }
+                Ok(false) => "connection refused",
+                Err(_) => "no answer to TCP connect",
             }
-            Ok(false) => "connection refused",
-            Err(_) => "no answer to TCP connect",
         };
         net.abort();
-        if attempt >= retries {
+        if !retry.again(net, Line::new().s("connect: ").s(why)) {
             return Err(Failure::Network(why));
         }
-        attempt += 1;
-        log(Line::new()
-            .s("connect: ")
-            .s(why)
-            .s("; retry ")
-            .u(attempt)
-            .s("/")
-            .u(retries)
-            .s(" in ")
-            .u(backoff)
-            .s(" ms"));
-        let _ = net.wait(Deadline::after_ms(backoff), |_| None::<()>);
-        backoff = (backoff * 2).min(2000);
     }
 }
 
@@ -137,7 +173,28 @@ pub fn open<'n>(
     origin: &str,
     subprotocol: Option<&str>,
 ) -> Result<Session<'n>, Failure> {
-    connect(net, url, config.retries, config.timeout_ms)?;
+    open_with(
+        net,
+        config,
+        url,
+        path,
+        origin,
+        subprotocol,
+        &mut Retry::new(config.retries),
+    )
+}
+
+/// [`open`], with the connect attempts counted in `retry`.
+pub fn open_with<'n>(
+    net: &'n mut Net,
+    config: &config::Config,
+    url: &WsUrl,
+    path: &str,
+    origin: &str,
+    subprotocol: Option<&str>,
+    retry: &mut Retry,
+) -> Result<Session<'n>, Failure> {
+    connect(net, url, retry, config.timeout_ms)?;
     let mut s = Session::new(net, config.protocol, config.timeout_ms);
     s.handshake(url, path, origin, subprotocol)?;
     Ok(s)
@@ -155,6 +212,8 @@ pub struct Session<'n> {
     /// Payload of the last [`Ev::Data`].
     pub chunk: [u8; CHUNK],
     pub timeout_ms: u32,
+    /// `--keepalive-ms`: pings a quiet server and gives up a silent one.
+    keepalive: Option<Keepalive>,
 }
 
 impl<'n> Session<'n> {
@@ -169,7 +228,15 @@ impl<'n> Session<'n> {
             out_len: 0,
             chunk: [0; CHUNK],
             timeout_ms,
+            keepalive: None,
         }
+    }
+
+    /// Watches the connection from now on: a ping after `interval_ms` of
+    /// silence, given up after twice that (0: no keepalive).
+    pub fn keep_alive(&mut self, interval_ms: u32) {
+        self.keepalive =
+            (interval_ms > 0).then(|| Keepalive::new(self.protocol, interval_ms, clock::now_ms()));
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -230,14 +297,51 @@ impl<'n> Session<'n> {
     }
 
     /// Waits until bytes arrive (true) or the server ends the stream (false).
+    /// Meanwhile the keepalive, if on, pings a quiet server and fails the wait
+    /// when the server stays silent.
     fn wait_input(&mut self, what: &'static str) -> Result<bool, Failure> {
-        self.net
-            .wait(self.deadline(), |net| match net.input() {
+        let deadline = self.deadline();
+        loop {
+            let mut until = deadline;
+            if let Some(k) = self.keepalive.as_mut() {
+                match k.poll(clock::now_ms()) {
+                    Due::Dead => {
+                        return Err(Failure::Network(
+                            "keepalive: the server answered nothing for two intervals",
+                        ))
+                    }
+                    Due::Ping => {
+                        // Refused mid-frame or after our close: the silence
+                        // still counts, only the ping is skipped.
+                        if let Ok(n) =
+                            self.conn
+                                .tx
+                                .ping(&[], &mut self.out[self.out_len..], &mut self.net.rng)
+                        {
+                            self.out_len += n;
+                            self.flush()?;
+                        }
+                        continue;
+                    }
+                    Due::Wait(ms) => until = deadline.earlier(Deadline::after_ms(ms)),
+                }
+            }
+            let input = self.net.wait(until, |net| match net.input() {
                 Input::Bytes => Some(true),
                 Input::Ended => Some(false),
                 Input::Waiting => None,
-            })
-            .map_err(|_| Failure::Timeout(what))
+            });
+            match input {
+                Ok(more) => {
+                    if let Some(k) = self.keepalive.as_mut() {
+                        k.heard(clock::now_ms());
+                    }
+                    return Ok(more);
+                }
+                Err(_) if deadline.passed() => return Err(Failure::Timeout(what)),
+                Err(_) => {}
+            }
+        }
     }
 
     /// The opening handshake for `url`'s host and `path`; logs the server's answer.

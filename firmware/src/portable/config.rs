@@ -16,7 +16,10 @@ usage: firmware [OPTIONS]   (defaults in brackets)
   --subprotocol TEXT        subprotocol to ask for
   --count N                 messages to send [8]
   --message TEXT            send TEXT every time [a generated set]
-  --retry N                 connect retries [0]
+  --retry N                 connect retries; with --reconnect, attempts
+                            per outage, 0 = no limit [0]
+  --reconnect               reconnect after a lost connection, resume
+  --keepalive-ms N          ping after N ms of silence; dead after 2N [off]
   --timeout-ms N            bound on every wait [5000]
   --ip IP/N                 static address [DHCP]
   --gateway IP              default route with --ip
@@ -28,7 +31,7 @@ usage: firmware [OPTIONS]   (defaults in brackets)
 Quote an argument holding spaces: --message \"two words\".";
 
 /// The options that take a value.
-const VALUE_OPTIONS: [&str; 13] = [
+const VALUE_OPTIONS: [&str; 14] = [
     "--url",
     "--proto",
     "--origin",
@@ -37,6 +40,7 @@ const VALUE_OPTIONS: [&str; 13] = [
     "--message",
     "--retry",
     "--timeout-ms",
+    "--keepalive-ms",
     "--ip",
     "--gateway",
     "--ping",
@@ -94,8 +98,15 @@ pub struct Config<'a> {
     pub subprotocol: Option<&'a str>,
     pub count: u32,
     pub message: Option<&'a str>,
+    /// Connect retries; with `reconnect`, attempts per outage (0: no limit).
     pub retries: u32,
     pub timeout_ms: u32,
+    /// Reconnect after a lost connection and resume from the first message
+    /// whose echo has not come (reverse-echo mode).
+    pub reconnect: bool,
+    /// Ping after this many ms of silence, give the peer up after twice that
+    /// (0: off).
+    pub keepalive_ms: u32,
     pub static_ip: Option<StaticIp>,
     /// Host to ping once the network is up (a self-check of the whole path).
     pub ping: Option<[u8; 4]>,
@@ -115,6 +126,8 @@ impl Default for Config<'_> {
             message: None,
             retries: 0,
             timeout_ms: 5000,
+            reconnect: false,
+            keepalive_ms: 0,
             static_ip: None,
             ping: None,
             crash: None,
@@ -151,6 +164,10 @@ impl<'a> Config<'a> {
                 echo = true;
                 continue;
             }
+            if option == "--reconnect" {
+                config.reconnect = true;
+                continue;
+            }
             if !VALUE_OPTIONS.contains(&option) {
                 return err("unknown option", option);
             }
@@ -177,6 +194,9 @@ impl<'a> Config<'a> {
                     if config.timeout_ms == 0 {
                         return err("--timeout-ms must be at least 1", value);
                     }
+                }
+                "--keepalive-ms" => {
+                    config.keepalive_ms = parse_u32(value, "--keepalive-ms takes a whole number")?
                 }
                 "--ip" => {
                     let (address, prefix) = split_at_byte(value, b'/', false).ok_or(ArgError {
@@ -240,6 +260,16 @@ impl<'a> Config<'a> {
             (false, false, None) if config.ping.is_some() => Mode::Ping,
             (false, false, None) => Mode::BootCheck,
         };
+        if (config.reconnect || config.keepalive_ms > 0) && config.mode != Mode::ReverseEcho {
+            return err(
+                "--reconnect and --keepalive-ms need --url without --echo",
+                if config.reconnect {
+                    "--reconnect"
+                } else {
+                    "--keepalive-ms"
+                },
+            );
+        }
         Ok(config)
     }
 }
@@ -380,6 +410,9 @@ mod tests {
             })
         );
         assert_eq!((c.origin, c.subprotocol), (Some("http://x"), Some("chat")));
+        assert_eq!((c.reconnect, c.keepalive_ms), (false, 0));
+        let c = parse_line("fw --url ws://10.0.2.2/ --reconnect --keepalive-ms 500").unwrap();
+        assert_eq!((c.reconnect, c.keepalive_ms), (true, 500));
     }
 
     #[test]
@@ -432,8 +465,20 @@ mod tests {
             ("f --gateway 1.2.3.4", "--gateway needs --ip: --gateway"),
             ("f --echo", "--echo needs --url: --echo"),
             ("f --timeout-ms 0", "--timeout-ms must be at least 1: 0"),
+            (
+                "f --keepalive-ms x",
+                "--keepalive-ms takes a whole number: x",
+            ),
             ("f --ping 1.2.3", "--ping takes A.B.C.D: 1.2.3"),
             ("f --crash boom", "--crash takes panic or hardfault: boom"),
+            (
+                "f --reconnect",
+                "--reconnect and --keepalive-ms need --url without --echo: --reconnect",
+            ),
+            (
+                "f --url ws://1.2.3.4 --echo --keepalive-ms 9",
+                "--reconnect and --keepalive-ms need --url without --echo: --keepalive-ms",
+            ),
         ] {
             assert_eq!(parse_line(line).unwrap_err(), expected, "{line}");
         }

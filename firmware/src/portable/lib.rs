@@ -3,6 +3,7 @@
 //! --lib`). The binary (`main.rs` and the `board`, `ethernet`, `net` and `app`
 //! folders beside this one) uses it; it uses nothing of the binary.
 //!
+//! - [`backoff`]: the pacing of connection attempts (backoff, jitter, limit).
 //! - [`cmdline`]: splitting the semihosting command line into arguments.
 //! - [`config`]: the options and the `ws://` URL parsed from them.
 //! - [`messages`]: the generated message set of the reverse-echo mode.
@@ -10,6 +11,7 @@
 //! - [`prng`]: SplitMix64, the PRNG that `board::entropy` seeds.
 #![cfg_attr(not(test), no_std)]
 
+pub mod backoff;
 pub mod cmdline;
 pub mod config;
 pub mod messages;

@@ -116,27 +116,48 @@ impl Line {
         self.s("\"")
     }
 
-    /// Appends text shown safely: printable ASCII as is, anything else (control
-    /// bytes, UTF-8 beyond ASCII, binary) as `\xNN`, at most `max` input bytes
-    /// followed by `...` when longer.
+    /// Appends bytes shown safely: valid UTF-8 as text, and as `\xNN` each
+    /// byte that is not valid UTF-8 (binary data, a character cut at `max`),
+    /// each control character (C0, DEL, C1: one escape per byte) and `\` (so
+    /// that an escape in the output always stands for a byte). At most `max`
+    /// input bytes, followed by `...` when longer.
     pub fn escaped(&mut self, bytes: &[u8], max: usize) -> &mut Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for &byte in bytes.iter().take(max) {
-            if (b' '..=b'~').contains(&byte) && byte != b'\\' {
-                self.b(&[byte]);
-            } else {
-                self.b(&[
-                    b'\\',
-                    b'x',
-                    HEX[(byte >> 4) as usize],
-                    HEX[(byte & 15) as usize],
-                ]);
+        let mut rest = &bytes[..bytes.len().min(max)];
+        while !rest.is_empty() {
+            // core's validator (linked anyway) finds the next invalid bytes.
+            let (valid, bad) = match core::str::from_utf8(rest) {
+                Ok(_) => (rest.len(), 0),
+                Err(e) => (
+                    e.valid_up_to(),
+                    e.error_len().unwrap_or(rest.len() - e.valid_up_to()),
+                ),
+            };
+            // A C1 control is C2 80..C2 9F: both bytes are escaped.
+            let mut in_c1 = false;
+            for (i, &b) in rest[..valid].iter().enumerate() {
+                let starts_c1 = b == 0xc2 && matches!(rest.get(i + 1), Some(0x80..=0x9f));
+                let control = b < 0x20 || b == 0x7f || b == b'\\' || starts_c1 || in_c1;
+                in_c1 = starts_c1;
+                if control {
+                    self.hex_byte(b);
+                } else {
+                    self.b(&[b]);
+                }
             }
+            for &b in &rest[valid..valid + bad] {
+                self.hex_byte(b);
+            }
+            rest = &rest[valid + bad..];
         }
         if bytes.len() > max {
             self.s("...");
         }
         self
+    }
+
+    /// Appends `\xNN`.
+    fn hex_byte(&mut self, b: u8) {
+        self.s("\\x").hex(b as u32, 2);
     }
 
     /// The text so far, without the newline [`Line::finish`] adds.
@@ -185,11 +206,47 @@ mod tests {
         l.hex(0x0a0b, 4).s(" ").hex(0xdeadbeef, 8);
         assert_eq!(l.finish(), "0a0b deadbeef\n");
         let mut l = Line::new();
-        l.escaped("a\\b\n\u{e9}".as_bytes(), 10);
-        assert_eq!(l.finish(), "a\\x5cb\\x0a\\xc3\\xa9\n");
-        let mut l = Line::new();
         l.escaped(b"abcdef", 3);
         assert_eq!(l.finish(), "abc...\n");
+    }
+
+    fn escaped(bytes: &[u8], max: usize) -> String {
+        let mut l = Line::new();
+        l.escaped(bytes, max);
+        l.text().to_string()
+    }
+
+    #[test]
+    fn escaped_shows_utf8_as_text() {
+        // The issue's example: "a\u{e9}\u{20ac}" is text, not \xc3\xa9...
+        assert_eq!(escaped("a\u{e9}\u{20ac}".as_bytes(), 40), "a\u{e9}\u{20ac}");
+        let all = "a \u{e9} \u{20ac} \u{1d11e} \u{65e5}\u{672c} \u{1f642} z";
+        assert_eq!(escaped(all.as_bytes(), 100), all);
+        // Controls (C0, DEL, C1) and the backslash: one escape per byte.
+        assert_eq!(
+            escaped(b"a\\b\n\t\x00\x7f", 40),
+            "a\\x5cb\\x0a\\x09\\x00\\x7f"
+        );
+        assert_eq!(
+            escaped("x\u{85}y\u{9f}\u{a0}".as_bytes(), 40),
+            "x\\xc2\\x85y\\xc2\\x9f\u{a0}"
+        );
+        // Invalid UTF-8 byte by byte, the text around it kept.
+        assert_eq!(
+            escaped(b"ok\xff\xfe \xc3\xa9 \xc3( \xed\xa0\x80 \xf8", 40),
+            "ok\\xff\\xfe \u{e9} \\xc3( \\xed\\xa0\\x80 \\xf8"
+        );
+        // Overlong encodings are not text.
+        assert_eq!(escaped(b"\xc0\xaf", 40), "\\xc0\\xaf");
+        // A character cut by `max` shows as the bytes that were kept.
+        assert_eq!(
+            escaped("\u{20ac}\u{20ac}".as_bytes(), 4),
+            "\u{20ac}\\xe2..."
+        );
+        // Binary data (the message set's) stays readable and bounded.
+        let bin: Vec<u8> = (0..=255u8).collect();
+        let shown = escaped(&bin, 256);
+        assert!(shown.starts_with("\\x00\\x01"), "{shown}");
     }
 
     #[test]

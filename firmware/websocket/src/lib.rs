@@ -15,6 +15,8 @@
 //! * [`Sender`]: frame encoder into caller buffers; whole messages or a
 //!   header for a known length followed by payload chunks.
 //! * [`Connection`]: both, plus the automatic pong and close answer.
+//! * [`Keepalive`]: when to ping a quiet peer and when to declare it dead
+//!   (the caller passes the time).
 //! * [`Error`]: every failure, with [`Error::close_code`] (1002/1007/1009)
 //!   and [`Error::http_status`] (400/426/431).
 //!
@@ -162,12 +164,14 @@ pub mod connection;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod keepalive;
 pub mod receiver;
 pub mod utf8;
 
 pub use connection::{CloseState, Connection};
 pub use error::{close_code, Error};
 pub use frame::{MessageKind, Opcode, Sender};
+pub use keepalive::{Due, Keepalive};
 pub use receiver::{Event, Receiver};
 
 /// Randomness supplied by the caller (RFC 6455 keys and masks, hixie-76

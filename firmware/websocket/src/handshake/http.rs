@@ -17,7 +17,7 @@ pub struct Headers<'a> {
 impl<'a> Headers<'a> {
     /// All `(name, value)` pairs in order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.block.split("\r\n").filter_map(|line| {
+        crlf_lines(self.block).filter_map(|line| {
             let (n, v) = line.split_once(':')?;
             Some((n, v.trim_matches([' ', '\t'])))
         })
@@ -47,6 +47,28 @@ impl<'a> Headers<'a> {
     }
 }
 
+/// `text` split around its first CRLF, as `text.split_once("\r\n")` does,
+/// without core's two-way substring searcher (about 1 KiB of the firmware's
+/// flash).
+fn split_crlf(text: &str) -> Option<(&str, &str)> {
+    let i = text.as_bytes().windows(2).position(|w| w == b"\r\n")?;
+    Some((text.get(..i)?, text.get(i + 2..)?))
+}
+
+/// The lines of `block` between CRLFs, as `block.split("\r\n")` yields them.
+fn crlf_lines(block: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(block);
+    core::iter::from_fn(move || {
+        let text = rest?;
+        let (line, tail) = match split_crlf(text) {
+            Some((line, tail)) => (line, Some(tail)),
+            None => (text, None),
+        };
+        rest = tail;
+        Some(line)
+    })
+}
+
 /// Finds the end of the header block: `Ok(Some(n))` with `n` just past
 /// `\r\n\r\n`, `Ok(None)` if more bytes are needed.
 pub(crate) fn find_end(input: &[u8], max_len: usize) -> Result<Option<usize>, Error> {
@@ -63,8 +85,8 @@ pub(crate) fn find_end(input: &[u8], max_len: usize) -> Result<Option<usize>, Er
 pub(crate) fn split_head(head: &[u8]) -> Result<(&str, Headers<'_>), Error> {
     let text = core::str::from_utf8(head).map_err(|_| Error::Malformed)?;
     let text = text.strip_suffix("\r\n\r\n").ok_or(Error::Malformed)?;
-    let (start, block) = text.split_once("\r\n").unwrap_or((text, ""));
-    for line in block.split("\r\n") {
+    let (start, block) = split_crlf(text).unwrap_or((text, ""));
+    for line in crlf_lines(block) {
         if line.is_empty() && block.is_empty() {
             continue;
         }
@@ -207,6 +229,25 @@ pub(crate) fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn crlf_splitting_is_str_splitting() {
+        for text in [
+            "",
+            "a",
+            "\r\n",
+            "a\r\nb",
+            "a\r\n\r\nb\r\n",
+            "bare\nlf\rcr\r\n\r",
+            "\u{e9}\r\n\u{20ac}",
+        ] {
+            assert_eq!(split_crlf(text), text.split_once("\r\n"), "{text:?}");
+            let ours: Vec<&str> = crlf_lines(text).collect();
+            let core: Vec<&str> = text.split("\r\n").collect();
+            assert_eq!(ours, core, "{text:?}");
+        }
+    }
 
     #[test]
     fn headers_and_tokens() {
