@@ -13,6 +13,8 @@
 //! carries no HTTP stack that the other servers lack. Fragmented messages are
 //! reassembled by fastwebsockets' `FragmentCollector`, which also checks UTF-8.
 
+mod peer;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Parser, Debug)]
 #[command(about = "fastwebsockets reverse-echo WebSocket server (benchmark peer)")]
@@ -43,37 +45,17 @@ struct Args {
 const MAX_HEADER: usize = 8192;
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    rt.block_on(serve(Arc::new(args)))
-}
-
-async fn serve(args: Arc<Args>) -> Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listen on {}", args.listen))?;
-    // Always, first: where it listens (port 0 picks a free one), for the caller.
-    println!("listening on {}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let args = args.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(stream, &args).await {
-                if !args.quiet {
-                    eprintln!("fws-reverse-server: {peer}: {e:#}");
-                }
-            }
-        });
-    }
+    let args = Arc::new(Args::parse());
+    peer::block_on(
+        args.threads,
+        peer::serve(
+            "fws-reverse-server",
+            args.listen,
+            args.quiet,
+            args.clone(),
+            |stream, args| async move { connection(stream, &args).await },
+        ),
+    )
 }
 
 /// Reads the opening handshake and answers it: 101 with the accept key, or 404

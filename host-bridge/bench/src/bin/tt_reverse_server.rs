@@ -16,15 +16,17 @@
 //! message received (used by `bench e2e` to time the firmware's round trips).
 
 use std::io::Write;
+mod peer;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -50,37 +52,17 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    rt.block_on(serve(Arc::new(args)))
-}
-
-async fn serve(args: Arc<Args>) -> Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listen on {}", args.listen))?;
-    // Always, first: where it listens (port 0 picks a free one), for the caller.
-    println!("listening on {}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let args = args.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(stream, &args).await {
-                if !args.quiet {
-                    eprintln!("tt-reverse-server: {peer}: {e:#}");
-                }
-            }
-        });
-    }
+    let args = Arc::new(Args::parse());
+    peer::block_on(
+        args.threads,
+        peer::serve(
+            "tt-reverse-server",
+            args.listen,
+            args.quiet,
+            args.clone(),
+            |stream, args| async move { connection(stream, &args).await },
+        ),
+    )
 }
 
 // The handshake callback's error type is tungstenite's (an HTTP response).

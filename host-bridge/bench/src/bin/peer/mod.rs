@@ -1,0 +1,59 @@
+//! What the two benchmark peers (`tt-reverse-server`, `fws-reverse-server`) share
+//! and must keep the same for a fair comparison: the runtime (`--threads`) and the
+//! accept loop (`listening on ADDR` first, one task per connection, errors logged
+//! unless `--quiet`). Only the WebSocket library differs between them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Runs `fut` on tokio's current-thread runtime for `threads <= 1` (to match
+/// `host-bridge serve --threads 1`), else on a multi-thread one.
+pub fn block_on<F: Future<Output = Result<()>>>(threads: usize, fut: F) -> Result<()> {
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(fut)
+}
+
+/// Listens on `listen` and hands each accepted stream to `connection` in its own
+/// task; `name` prefixes the per-connection error lines (unless `quiet`).
+pub async fn serve<A, F, Fut>(
+    name: &'static str,
+    listen: SocketAddr,
+    quiet: bool,
+    args: Arc<A>,
+    connection: F,
+) -> Result<()>
+where
+    A: Send + Sync + 'static,
+    F: Fn(TcpStream, Arc<A>) -> Fut,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listen on {listen}"))?;
+    // Always, first: where it listens (port 0 picks a free one), for the caller.
+    println!("listening on {}", listener.local_addr()?);
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let task = connection(stream, args.clone());
+        tokio::spawn(async move {
+            if let Err(e) = task.await {
+                if !quiet {
+                    eprintln!("{name}: {peer}: {e:#}");
+                }
+            }
+        });
+    }
+}
