@@ -17,24 +17,17 @@ const HOST_BRIDGE: &str = env!("CARGO_BIN_EXE_host-bridge");
 fn run(name: &str, bridge_args: &[&str], firmware_args: &[&str]) -> (common::Run, Duration) {
     let image = common::firmware_image();
     let started = Instant::now();
-    let out = Command::new(HOST_BRIDGE)
-        .arg("run")
-        .arg("--image")
-        .arg(image)
-        .args(bridge_args)
-        .arg("--")
-        .args(firmware_args)
-        .output()
-        .expect("run host-bridge");
-    let elapsed = started.elapsed();
-    let run = common::Run {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    std::fs::write(artifacts_dir().join(format!("{name}.log")), run.to_string())
-        .expect("write log");
-    (run, elapsed)
+    let run = common::run_logged(
+        name,
+        Command::new(HOST_BRIDGE)
+            .arg("run")
+            .arg("--image")
+            .arg(image)
+            .args(bridge_args)
+            .arg("--")
+            .args(firmware_args),
+    );
+    (run, started.elapsed())
 }
 
 fn echoes(name: &str, bridge_args: &[&str], proto: &str) -> Duration {
