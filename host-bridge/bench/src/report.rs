@@ -1015,9 +1015,7 @@ fn server_color(name: &str) -> RGBColor {
     }
 }
 
-fn chart_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("plotting: {e:?}")
-}
+use crate::chart::err as chart_err;
 
 /// Two rows (messages/s, messages per CPU-second) by one column per message size;
 /// x = connections, y from zero, one line per server.
@@ -1090,29 +1088,9 @@ fn throughput_chart(g: &GridData, path: &Path) -> Result<()> {
                 .draw()
                 .map_err(chart_err)?;
             for (srv, pts) in series {
-                let color = server_color(&srv);
-                chart
-                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                    .map_err(chart_err)?
-                    .label(srv.clone())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-                    });
-                chart
-                    .draw_series(
-                        pts.iter()
-                            .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
-                    )
-                    .map_err(chart_err)?;
+                crate::chart::line(&mut chart, pts, server_color(&srv), srv, true)?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(chart_err)?;
+            crate::chart::legend(&mut chart, 12)?;
         }
     }
     root.present().map_err(chart_err)?;
@@ -1198,22 +1176,9 @@ fn rtt_chart(e: &E2eData, path: &Path) -> Result<()> {
             p50.map(|v| format!("{v:.2}")).unwrap_or("–".into()),
             p99.map(|v| format!("{v:.2}")).unwrap_or("–".into())
         );
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(chart_err)?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
+        crate::chart::line(&mut chart, pts, color, label, false)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(chart_err)?;
+    crate::chart::legend(&mut chart, 13)?;
     root.present().map_err(chart_err)?;
     Ok(())
 }
