@@ -312,31 +312,28 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     #[test]
     fn request_errors() {
-        assert_eq!(parse_err(("GET", "PUT")), Error::BadMethod);
-        assert_eq!(parse_err(("HTTP/1.1", "HTTP/1.0")), Error::BadHttpVersion);
-        assert_eq!(parse_err(("Host: h\r\n", "")), Error::MissingHost);
-        assert_eq!(
-            parse_err(("Upgrade: websocket", "Upgrade: h2c")),
-            Error::BadUpgrade
-        );
-        assert_eq!(
-            parse_err(("Connection: Upgrade", "Connection: close")),
-            Error::BadConnection
-        );
-        assert_eq!(parse_err(("Version: 13", "Version: 8")), Error::BadVersion);
-        assert_eq!(
-            parse_err(("Sec-WebSocket-Version: 13\r\n", "")),
-            Error::BadVersion
-        );
-        assert_eq!(
-            parse_err(("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==")),
-            Error::BadKey
-        );
-        assert_eq!(
-            parse_err(("dGhlIHNhbXBsZSBub25jZQ==", "!!!")),
-            Error::BadKey
-        );
-        assert_eq!(parse_err(("Host: h", "Host h")), Error::Malformed);
+        // (text of a good request, what replaces it) -> the error.
+        let cases = [
+            (("GET", "PUT"), Error::BadMethod),
+            (("HTTP/1.1", "HTTP/1.0"), Error::BadHttpVersion),
+            (("Host: h\r\n", ""), Error::MissingHost),
+            (("Upgrade: websocket", "Upgrade: h2c"), Error::BadUpgrade),
+            (
+                ("Connection: Upgrade", "Connection: close"),
+                Error::BadConnection,
+            ),
+            (("Version: 13", "Version: 8"), Error::BadVersion),
+            (("Sec-WebSocket-Version: 13\r\n", ""), Error::BadVersion),
+            (
+                ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ=="),
+                Error::BadKey,
+            ),
+            (("dGhlIHNhbXBsZSBub25jZQ==", "!!!"), Error::BadKey),
+            (("Host: h", "Host h"), Error::Malformed),
+        ];
+        for (edit, want) in cases {
+            assert_eq!(parse_err(edit), want, "{edit:?}");
+        }
         let buf = req_with(("", ""));
         assert_eq!(parse_request(&buf[..40], 40), Err(Error::HeaderTooLarge));
         let mut out = [0u8; 128];
