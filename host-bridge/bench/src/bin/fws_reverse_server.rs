@@ -15,7 +15,6 @@
 
 mod peer;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -27,18 +26,8 @@ use tokio::net::TcpStream;
 #[derive(Parser, Debug)]
 #[command(about = "fastwebsockets reverse-echo WebSocket server (benchmark peer)")]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
-    /// The WebSocket path; other paths get 404.
-    #[arg(long, default_value = "/ws")]
-    path: String,
-    /// Worker threads: 1 runs tokio's current-thread runtime.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Print nothing per connection.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    peer: peer::Options,
 }
 
 /// Largest request header block read.
@@ -47,11 +36,11 @@ const MAX_HEADER: usize = 8192;
 fn main() -> Result<()> {
     let args = Arc::new(Args::parse());
     peer::block_on(
-        args.threads,
+        args.peer.threads,
         peer::serve(
             "fws-reverse-server",
-            args.listen,
-            args.quiet,
+            args.peer.listen,
+            args.peer.quiet,
             args.clone(),
             |stream, args| async move { connection(stream, &args).await },
         ),
@@ -109,8 +98,8 @@ async fn handshake(stream: &mut TcpStream, path: &str) -> Result<()> {
 
 async fn connection(mut stream: TcpStream, args: &Args) -> Result<()> {
     stream.set_nodelay(true)?;
-    handshake(&mut stream, &args.path).await?;
-    if !args.quiet {
+    handshake(&mut stream, &args.peer.path).await?;
+    if !args.peer.quiet {
         println!("new connection");
     }
     let mut ws = FragmentCollector::new(WebSocket::after_handshake(stream, Role::Server));
@@ -135,7 +124,7 @@ async fn connection(mut stream: TcpStream, args: &Args) -> Result<()> {
             _ => {}
         }
     }
-    if !args.quiet {
+    if !args.peer.quiet {
         println!("connection closed");
     }
     Ok(())

@@ -18,7 +18,6 @@
 use std::io::Write;
 mod peer;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,18 +33,8 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Parser, Debug)]
 #[command(about = "tokio-tungstenite reverse-echo WebSocket server (benchmark peer)")]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
-    /// The WebSocket path; other paths get 404.
-    #[arg(long, default_value = "/ws")]
-    path: String,
-    /// Worker threads: 1 runs tokio's current-thread runtime.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Print nothing per connection.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    peer: peer::Options,
     /// Append each text message's arrival time (Unix seconds) to this file.
     #[arg(long)]
     arrivals: Option<PathBuf>,
@@ -54,11 +43,11 @@ struct Args {
 fn main() -> Result<()> {
     let args = Arc::new(Args::parse());
     peer::block_on(
-        args.threads,
+        args.peer.threads,
         peer::serve(
             "tt-reverse-server",
-            args.listen,
-            args.quiet,
+            args.peer.listen,
+            args.peer.quiet,
             args.clone(),
             |stream, args| async move { connection(stream, &args).await },
         ),
@@ -69,7 +58,7 @@ fn main() -> Result<()> {
 #[allow(clippy::result_large_err)]
 async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
     stream.set_nodelay(true)?;
-    let path = args.path.clone();
+    let path = args.peer.path.clone();
     let check_path = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() == path {
             Ok(resp)
@@ -80,7 +69,7 @@ async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
         }
     };
     let mut ws = tokio_tungstenite::accept_hdr_async(stream, check_path).await?;
-    if !args.quiet {
+    if !args.peer.quiet {
         println!("new connection");
     }
     let mut arrivals = Vec::new();
@@ -121,7 +110,7 @@ async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
             writeln!(out, "{t:.6}")?;
         }
     }
-    if !args.quiet {
+    if !args.peer.quiet {
         println!("connection closed");
     }
     result

@@ -8,7 +8,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use clap::Args;
 use tokio::net::{TcpListener, TcpStream};
+
+/// The options both peers take, as `host-bridge serve` does.
+#[derive(Args, Debug)]
+pub struct Options {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// The WebSocket path; other paths get 404.
+    #[arg(long, default_value = "/ws")]
+    pub path: String,
+    /// Worker threads: 1 runs tokio's current-thread runtime.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print nothing per connection.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
 /// Runs `fut` on tokio's current-thread runtime for `threads <= 1` (to match
 /// `host-bridge serve --threads 1`), else on a multi-thread one.
