@@ -30,6 +30,15 @@ fn run(name: &str, bridge_args: &[&str], firmware_args: &[&str]) -> (common::Run
     (run, started.elapsed())
 }
 
+/// Whether the tap bridge can be made here (root: network namespaces); else the
+/// test says it is skipped.
+fn bridge_possible() -> bool {
+    if !is_root() {
+        skip::skip("the tap bridge needs root (network namespaces)");
+    }
+    is_root()
+}
+
 fn echoes(name: &str, bridge_args: &[&str], proto: &str) -> Duration {
     let (run, elapsed) = run(name, bridge_args, &["--proto", proto, "--count", "10"]);
     run.assert_status(0);
@@ -50,8 +59,7 @@ fn hixie76_over_user_network() {
 
 #[test]
 fn rfc6455_over_tap_bridge() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     echoes("tap-rfc6455", &[], "rfc6455");
@@ -59,8 +67,7 @@ fn rfc6455_over_tap_bridge() {
 
 #[test]
 fn hixie76_over_tap_bridge() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     echoes("tap-hixie76", &[], "hixie76");
@@ -68,8 +75,7 @@ fn hixie76_over_tap_bridge() {
 
 #[test]
 fn impaired_wire_every_echo_in_order_exactly_once() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     let firmware = ["--count", "30", "--timeout-ms", "30000"];
@@ -124,8 +130,7 @@ fn echo_times_ms(stdout: &str) -> Vec<u32> {
 /// least 1000 ms (checked: an image built with SMOLTCP_RTTE_MIN_RTO=1000 fails here).
 #[test]
 fn lost_frames_are_recovered_in_tens_of_milliseconds() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     let count = 60;
