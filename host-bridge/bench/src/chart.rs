@@ -14,6 +14,17 @@ pub fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting: {e:?}")
 }
 
+/// The label at `x` of an axis of categories at 0, 1, 2, …: `PREFIX LABEL` at
+/// a whole x, nothing between.
+pub fn category<T: std::fmt::Display>(x: f64, prefix: &str, labels: &[T]) -> String {
+    let i = x.round() as usize;
+    if (x - i as f64).abs() < 0.01 && i < labels.len() {
+        format!("{prefix}{}", labels[i])
+    } else {
+        String::new()
+    }
+}
+
 /// Draws `pts` as a line named `label` in the legend, and a dot at each point
 /// if `dots`.
 pub fn line<'a, DB: DrawingBackend + 'a>(

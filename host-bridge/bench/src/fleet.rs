@@ -388,14 +388,7 @@ fn panel<DB: plotters::prelude::DrawingBackend>(
     chart
         .configure_mesh()
         .x_labels(n)
-        .x_label_formatter(&|x| {
-            let i = x.round() as usize;
-            if (x - i as f64).abs() < 0.01 && i < labels.len() {
-                format!("N={}", labels[i])
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| crate::chart::category(*x, "N=", &labels))
         .y_desc("ms")
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 12))

@@ -1073,14 +1073,7 @@ fn throughput_chart(g: &GridData, path: &Path) -> Result<()> {
             chart
                 .configure_mesh()
                 .x_labels(n)
-                .x_label_formatter(&|x| {
-                    let i = x.round() as usize;
-                    if (x - i as f64).abs() < 0.01 && i < conns.len() {
-                        format!("C={}", conns[i])
-                    } else {
-                        String::new()
-                    }
-                })
+                .x_label_formatter(&|x| crate::chart::category(*x, "C=", &conns))
                 .y_desc(*label)
                 .y_label_formatter(&|y| {
                     if *y >= 1000.0 && (*y % 1000.0).abs() > 1e-6 {

@@ -35,15 +35,11 @@ const MAX_HEADER: usize = 8192;
 
 fn main() -> Result<()> {
     let args = Arc::new(Args::parse());
-    peer::block_on(
-        args.peer.threads,
-        peer::serve(
-            "fws-reverse-server",
-            args.peer.listen,
-            args.peer.quiet,
-            args.clone(),
-            |stream, args| async move { connection(stream, &args).await },
-        ),
+    peer::run(
+        "fws-reverse-server",
+        &args.peer,
+        args.clone(),
+        |stream, args| async move { connection(stream, &args).await },
     )
 }
 

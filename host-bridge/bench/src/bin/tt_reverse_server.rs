@@ -42,15 +42,11 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Arc::new(Args::parse());
-    peer::block_on(
-        args.peer.threads,
-        peer::serve(
-            "tt-reverse-server",
-            args.peer.listen,
-            args.peer.quiet,
-            args.clone(),
-            |stream, args| async move { connection(stream, &args).await },
-        ),
+    peer::run(
+        "tt-reverse-server",
+        &args.peer,
+        args.clone(),
+        |stream, args| async move { connection(stream, &args).await },
     )
 }
 

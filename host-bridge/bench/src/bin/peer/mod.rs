@@ -28,6 +28,24 @@ pub struct Options {
     pub quiet: bool,
 }
 
+/// Serves with `connection` as [`serve`] does, on the runtime `options` asks for.
+pub fn run<A, F, Fut>(
+    name: &'static str,
+    options: &Options,
+    args: Arc<A>,
+    connection: F,
+) -> Result<()>
+where
+    A: Send + Sync + 'static,
+    F: Fn(TcpStream, Arc<A>) -> Fut,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    block_on(
+        options.threads,
+        serve(name, options.listen, options.quiet, args, connection),
+    )
+}
+
 /// Runs `fut` on tokio's current-thread runtime for `threads <= 1` (to match
 /// `host-bridge serve --threads 1`), else on a multi-thread one.
 pub fn block_on<F: Future<Output = Result<()>>>(threads: usize, fut: F) -> Result<()> {
