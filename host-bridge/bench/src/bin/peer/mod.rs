@@ -28,7 +28,10 @@ pub struct Options {
     pub quiet: bool,
 }
 
-/// Serves with `connection` as [`serve`] does, on the runtime `options` asks for.
+/// Listens on `options.listen` and hands each accepted stream to `connection`
+/// in its own task, on tokio's current-thread runtime for `--threads 1` (to
+/// match `host-bridge serve --threads 1`), else on a multi-thread one; `name`
+/// prefixes the per-connection error lines (unless `--quiet`).
 pub fn run<A, F, Fut>(
     name: &'static str,
     options: &Options,
@@ -40,56 +43,33 @@ where
     F: Fn(TcpStream, Arc<A>) -> Fut,
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
-    block_on(
-        options.threads,
-        serve(name, options.listen, options.quiet, args, connection),
-    )
-}
-
-/// Runs `fut` on tokio's current-thread runtime for `threads <= 1` (to match
-/// `host-bridge serve --threads 1`), else on a multi-thread one.
-pub fn block_on<F: Future<Output = Result<()>>>(threads: usize, fut: F) -> Result<()> {
-    let rt = if threads <= 1 {
+    let rt = if options.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+            .worker_threads(options.threads)
             .enable_all()
             .build()?
     };
-    rt.block_on(fut)
-}
-
-/// Listens on `listen` and hands each accepted stream to `connection` in its own
-/// task; `name` prefixes the per-connection error lines (unless `quiet`).
-pub async fn serve<A, F, Fut>(
-    name: &'static str,
-    listen: SocketAddr,
-    quiet: bool,
-    args: Arc<A>,
-    connection: F,
-) -> Result<()>
-where
-    A: Send + Sync + 'static,
-    F: Fn(TcpStream, Arc<A>) -> Fut,
-    Fut: Future<Output = Result<()>> + Send + 'static,
-{
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listen on {listen}"))?;
-    // Always, first: where it listens (port 0 picks a free one), for the caller.
-    println!("listening on {}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let task = connection(stream, args.clone());
-        tokio::spawn(async move {
-            if let Err(e) = task.await {
-                if !quiet {
-                    eprintln!("{name}: {peer}: {e:#}");
+    let (listen, quiet) = (options.listen, options.quiet);
+    rt.block_on(async move {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listen on {listen}"))?;
+        // Always, first: where it listens (port 0 picks a free one), for the caller.
+        println!("listening on {}", listener.local_addr()?);
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            let task = connection(stream, args.clone());
+            tokio::spawn(async move {
+                if let Err(e) = task.await {
+                    if !quiet {
+                        eprintln!("{name}: {peer}: {e:#}");
+                    }
                 }
-            }
-        });
-    }
+            });
+        }
+    })
 }
