@@ -50,6 +50,21 @@ fn wait_echo(rig: &DeviceRig, n: u32, limit: Duration) -> device_support::LogLin
     rig.expect_line(&format!("received {n} after"), limit)
 }
 
+/// Starts the rig `name` (None: the test is skipped), boots the board with
+/// `args` (QEMU killed after `timeout_s`) and waits up to `limit` for echo `n`.
+fn running(
+    name: &str,
+    rig_args: &[&str],
+    args: &[&str],
+    timeout_s: u32,
+    (n, limit): (u32, Duration),
+) -> Option<(DeviceRig, device_support::LogLine)> {
+    let mut rig = DeviceRig::start(name, rig_args)?;
+    rig.boot(args, timeout_s);
+    let echo = wait_echo(&rig, n, limit);
+    Some((rig, echo))
+}
+
 /// Stops the rig and fails unless its relay dropped frames for the pulled cable.
 #[track_caller]
 fn finish_with_link_drops(rig: DeviceRig) {
@@ -80,11 +95,10 @@ fn keepalive_reconnect<'a>(first: &[&'a str], count: &'a str) -> Vec<&'a str> {
 /// pulled for `outage`; the run must go on meanwhile and then complete with
 /// every echo once, held up about as long as the cable was out.
 fn cable_pulled_and_the_run_completes(name: &str, rig_args: &[&str], outage: Duration) {
-    let Some(mut rig) = DeviceRig::start(name, rig_args) else {
+    let args = ["--count", "3000", "--timeout-ms", "10000"];
+    let Some((mut rig, _)) = running(name, rig_args, &args, 300, (50, MINUTE)) else {
         return;
     };
-    rig.boot(&["--count", "3000", "--timeout-ms", "10000"], 300);
-    wait_echo(&rig, 50, MINUTE);
     rig.set_link(false);
     std::thread::sleep(outage);
     assert!(rig.board_running(), "the run ended while the cable was out");
@@ -103,15 +117,17 @@ fn cable_pulled_and_the_run_completes(name: &str, rig_args: &[&str], outage: Dur
 /// then complete with every echo once. `missed` is the failure's message,
 /// `since` what the delay is measured from ("the freeze").
 fn fault_noticed_by_keepalive_and_the_run_completes(
-    mut rig: DeviceRig,
+    name: &str,
     first: &[&str],
     missed: &str,
     since: &str,
     fault: impl Fn(&mut DeviceRig, bool),
 ) {
     let interval = Duration::from_millis(500);
-    rig.boot(&keepalive_reconnect(first, "2000"), 600);
-    let before = wait_echo(&rig, 100, 2 * MINUTE);
+    let args = keepalive_reconnect(first, "2000");
+    let Some((mut rig, before)) = running(name, &[], &args, 600, (100, 2 * MINUTE)) else {
+        return;
+    };
     fault(&mut rig, true);
     let started = Instant::now();
     let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(3));
@@ -156,11 +172,10 @@ fn cable_pulled_for_a_second_tcp_retransmits_and_the_run_completes() {
 /// kernel still acknowledges, the echo comes late, the run completes.
 #[test]
 fn server_frozen_within_the_timeout_the_run_completes() {
-    let Some(mut rig) = DeviceRig::start("frozen-1s", &[]) else {
+    let args = ["--count", "3000", "--timeout-ms", "5000"];
+    let Some((mut rig, _)) = running("frozen-1s", &[], &args, 300, (50, MINUTE)) else {
         return;
     };
-    rig.boot(&["--count", "3000", "--timeout-ms", "5000"], 300);
-    wait_echo(&rig, 50, MINUTE);
     rig.freeze_server();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -180,11 +195,10 @@ fn server_frozen_within_the_timeout_the_run_completes() {
 /// keep their meaning.
 #[test]
 fn server_killed_without_reconnect_ends_the_run_with_status_4() {
-    let Some(mut rig) = DeviceRig::start("killed-no-reconnect", &[]) else {
+    let args = ["--count", "100000", "--timeout-ms", "3000"];
+    let Some((mut rig, _)) = running("killed-no-reconnect", &[], &args, 120, (20, MINUTE)) else {
         return;
     };
-    rig.boot(&["--count", "100000", "--timeout-ms", "3000"], 120);
-    wait_echo(&rig, 20, MINUTE);
     rig.restart_server();
     let run = rig.wait_exit(2 * MINUTE);
     run.assert_status(4);
@@ -234,11 +248,8 @@ fn server_restarted_five_times_every_echo_once_in_order() {
 /// no answer), reconnects once the server is thawed, and completes.
 #[test]
 fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
-    let Some(rig) = DeviceRig::start("frozen-keepalive", &[]) else {
-        return;
-    };
     fault_noticed_by_keepalive_and_the_run_completes(
-        rig,
+        "frozen-keepalive",
         &[],
         "the silent server was not noticed while frozen",
         "the freeze",
@@ -257,21 +268,18 @@ fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
 /// with status 4 and a clear message.
 #[test]
 fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
-    let Some(mut rig) = DeviceRig::start("frozen-keepalive-no-reconnect", &[]) else {
+    let args = [
+        "--count",
+        "100000",
+        "--keepalive-ms",
+        "500",
+        "--timeout-ms",
+        "30000",
+    ];
+    let name = "frozen-keepalive-no-reconnect";
+    let Some((mut rig, _)) = running(name, &[], &args, 120, (100, 2 * MINUTE)) else {
         return;
     };
-    rig.boot(
-        &[
-            "--count",
-            "100000",
-            "--keepalive-ms",
-            "500",
-            "--timeout-ms",
-            "30000",
-        ],
-        120,
-    );
-    wait_echo(&rig, 100, 2 * MINUTE);
     rig.freeze_server();
     let frozen = Instant::now();
     let run = rig.wait_exit(MINUTE);
@@ -293,12 +301,9 @@ fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
 /// within about two intervals, reconnects once the link is back, completes.
 #[test]
 fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
-    let Some(rig) = DeviceRig::start("hixie76-cable-keepalive", &[]) else {
-        return;
-    };
     let first = ["--proto", "hixie76"];
     fault_noticed_by_keepalive_and_the_run_completes(
-        rig,
+        "hixie76-cable-keepalive",
         &first,
         "the pulled cable was not noticed while out",
         "the cable was pulled",
@@ -311,11 +316,11 @@ fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
 /// the link is back, and completes with every echo once.
 #[test]
 fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() {
-    let Some(mut rig) = DeviceRig::start("cable-2s-dhcp-reconnect", &["--dhcp"]) else {
+    let args = keepalive_reconnect(&[], "2000");
+    let name = "cable-2s-dhcp-reconnect";
+    let Some((mut rig, before)) = running(name, &["--dhcp"], &args, 600, (100, 2 * MINUTE)) else {
         return;
     };
-    rig.boot(&keepalive_reconnect(&[], "2000"), 600);
-    let before = wait_echo(&rig, 100, 2 * MINUTE);
     rig.set_link(false);
     let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(2));
     std::thread::sleep(Duration::from_secs(2));
