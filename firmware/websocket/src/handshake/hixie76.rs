@@ -352,19 +352,7 @@ pub fn write_accept(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Lcg(u64);
-    impl Rng for Lcg {
-        fn fill(&mut self, buf: &mut [u8]) {
-            for b in buf {
-                self.0 = self
-                    .0
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                *b = (self.0 >> 33) as u8;
-            }
-        }
-    }
+    use crate::test_rng::Lcg;
 
     #[test]
     fn draft_vector() {
