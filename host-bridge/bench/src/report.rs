@@ -278,20 +278,22 @@ pub fn write(out: &Path) -> Result<()> {
         )?;
     }
     if let Some(f) = &fp {
-        writeln!(
-            goals,
-            "| flash under 64 KiB | {} B ({:.1} KiB) | {} |",
-            f.flash_total,
-            f.flash_total as f64 / 1024.0,
-            yes_no(Some(f.flash_total < footprint::FLASH_BUDGET))
-        )?;
-        writeln!(
-            goals,
-            "| static RAM under 32 KiB | {} B ({:.1} KiB) | {} |",
-            f.ram_total,
-            f.ram_total as f64 / 1024.0,
-            yes_no(Some(f.ram_total < footprint::RAM_BUDGET))
-        )?;
+        for (goal, total, budget) in [
+            ("flash under 64 KiB", f.flash_total, footprint::FLASH_BUDGET),
+            (
+                "static RAM under 32 KiB",
+                f.ram_total,
+                footprint::RAM_BUDGET,
+            ),
+        ] {
+            writeln!(
+                goals,
+                "| {goal} | {} B ({:.1} KiB) | {} |",
+                total,
+                total as f64 / 1024.0,
+                yes_no(Some(total < budget))
+            )?;
+        }
     } else {
         writeln!(
             goals,
