@@ -75,6 +75,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     /// Fails the test with the whole log unless `needle` was printed.
     #[track_caller]
@@ -128,11 +138,7 @@ pub fn boot(image: &Path, args: &[&str], net: Option<&str>, timeout_s: u32) -> R
     let out = qemu_run(image, args, net, timeout_s)
         .output()
         .expect("run ci/qemu-run");
-    Run {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// A board booting in the background: its console arrives line by line.

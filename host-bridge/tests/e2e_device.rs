@@ -50,26 +50,24 @@ fn wait_echo(rig: &DeviceRig, n: u32, limit: Duration) -> device_support::LogLin
     rig.expect_line(&format!("received {n} after"), limit)
 }
 
-// ---- today's firmware ----------------------------------------------------
+/// Starts the rig `name` (None: the test is skipped), boots the board with
+/// `args` (QEMU killed after `timeout_s`) and waits up to `limit` for echo `n`.
+fn running(
+    name: &str,
+    rig_args: &[&str],
+    args: &[&str],
+    timeout_s: u32,
+    (n, limit): (u32, Duration),
+) -> Option<(DeviceRig, device_support::LogLine)> {
+    let mut rig = DeviceRig::start(name, rig_args)?;
+    rig.boot(args, timeout_s);
+    let echo = wait_echo(&rig, n, limit);
+    Some((rig, echo))
+}
 
-/// The cable is pulled for 1 s in the middle of a run without `--reconnect`:
-/// both TCP ends retransmit, and the run completes with every echo once.
-#[test]
-fn cable_pulled_for_a_second_tcp_retransmits_and_the_run_completes() {
-    let Some(mut rig) = DeviceRig::start("cable-1s", &[]) else {
-        return;
-    };
-    rig.boot(&["--count", "3000", "--timeout-ms", "10000"], 300);
-    wait_echo(&rig, 50, MINUTE);
-    rig.set_link(false);
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(rig.board_running(), "the run ended while the cable was out");
-    rig.set_link(true);
-    let run = rig.wait_exit(4 * MINUTE);
-    run.assert_status(0);
-    assert_echoes(&run, 3000);
-    // The outage held the run up about as long as the cable was out.
-    assert_paused(&rig, Duration::from_secs(1));
+/// Stops the rig and fails unless its relay dropped frames for the pulled cable.
+#[track_caller]
+fn finish_with_link_drops(rig: DeviceRig) {
     let stats = rig.finish();
     assert!(
         stats.to_host.link_down + stats.to_guest.link_down > 0,
@@ -77,15 +75,107 @@ fn cable_pulled_for_a_second_tcp_retransmits_and_the_run_completes() {
     );
 }
 
+/// The firmware's arguments for a `--reconnect` run of `count` messages that
+/// pings every 500 ms (`--keepalive-ms 500`), after `first` (e.g. `--proto`).
+fn keepalive_reconnect<'a>(first: &[&'a str], count: &'a str) -> Vec<&'a str> {
+    let mut args = first.to_vec();
+    args.extend([
+        "--count",
+        count,
+        "--keepalive-ms",
+        "500",
+        "--reconnect",
+        "--retry",
+        "20",
+    ]);
+    args
+}
+
+/// Without `--reconnect`: after echo 50 of a 3,000-message run, the cable is
+/// pulled for `outage`; the run must go on meanwhile and then complete with
+/// every echo once, held up about as long as the cable was out.
+fn cable_pulled_and_the_run_completes(name: &str, rig_args: &[&str], outage: Duration) {
+    let args = ["--count", "3000", "--timeout-ms", "10000"];
+    let Some((mut rig, _)) = running(name, rig_args, &args, 300, (50, MINUTE)) else {
+        return;
+    };
+    rig.set_link(false);
+    std::thread::sleep(outage);
+    assert!(rig.board_running(), "the run ended while the cable was out");
+    rig.set_link(true);
+    let run = rig.wait_exit(4 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 3000);
+    // The outage held the run up about as long as the cable was out.
+    assert_paused(&rig, outage);
+    finish_with_link_drops(rig);
+}
+
+/// With `--keepalive-ms 500 --reconnect` (after `first`): after echo 100 of a
+/// 2,000-message run, `fault(true)` for 3 s then `fault(false)`; the firmware
+/// must name the outage within about two intervals, while the fault lasts, and
+/// then complete with every echo once. `missed` is the failure's message,
+/// `since` what the delay is measured from ("the freeze").
+fn fault_noticed_by_keepalive_and_the_run_completes(
+    name: &str,
+    first: &[&str],
+    missed: &str,
+    since: &str,
+    fault: impl Fn(&mut DeviceRig, bool),
+) {
+    let interval = Duration::from_millis(500);
+    let args = keepalive_reconnect(first, "2000");
+    let Some((mut rig, before)) = running(name, &[], &args, 600, (100, 2 * MINUTE)) else {
+        return;
+    };
+    fault(&mut rig, true);
+    let started = Instant::now();
+    let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
+    fault(&mut rig, false);
+    let noticed = noticed.unwrap_or_else(|| panic!("{missed} (3 s):\n{}", rig.board_log()));
+    let after = noticed.at.saturating_duration_since(started);
+    eprintln!(
+        "{}keepalive {interval:?}: outage noticed {} ms after {since}",
+        if first.is_empty() { "" } else { "hixie-76, " },
+        after.as_millis()
+    );
+    // Two intervals (silence, then no pong), plus QEMU's and the log's latency.
+    assert!(
+        after <= 2 * interval + Duration::from_millis(750),
+        "noticed after {after:?}: {}",
+        noticed.text
+    );
+    let run = rig.wait_exit(5 * MINUTE);
+    run.assert_status(0);
+    assert_echoes(&run, 2000);
+    rig.finish();
+}
+
+/// How many connections the server logged from the board.
+fn board_connections(rig: &DeviceRig) -> usize {
+    rig.server_log_text()
+        .matches("new connection from 192.168.76.2")
+        .count()
+}
+
+// ---- today's firmware ----------------------------------------------------
+
+/// The cable is pulled for 1 s in the middle of a run without `--reconnect`:
+/// both TCP ends retransmit, and the run completes with every echo once.
+#[test]
+fn cable_pulled_for_a_second_tcp_retransmits_and_the_run_completes() {
+    cable_pulled_and_the_run_completes("cable-1s", &[], Duration::from_secs(1));
+}
+
 /// The server is frozen (SIGSTOP) for 1.5 s, well within `--timeout-ms`: its
 /// kernel still acknowledges, the echo comes late, the run completes.
 #[test]
 fn server_frozen_within_the_timeout_the_run_completes() {
-    let Some(mut rig) = DeviceRig::start("frozen-1s", &[]) else {
+    let args = ["--count", "3000", "--timeout-ms", "5000"];
+    let Some((mut rig, _)) = running("frozen-1s", &[], &args, 300, (50, MINUTE)) else {
         return;
     };
-    rig.boot(&["--count", "3000", "--timeout-ms", "5000"], 300);
-    wait_echo(&rig, 50, MINUTE);
     rig.freeze_server();
     std::thread::sleep(Duration::from_millis(1500));
     assert!(
@@ -105,19 +195,15 @@ fn server_frozen_within_the_timeout_the_run_completes() {
 /// keep their meaning.
 #[test]
 fn server_killed_without_reconnect_ends_the_run_with_status_4() {
-    let Some(mut rig) = DeviceRig::start("killed-no-reconnect", &[]) else {
+    let args = ["--count", "100000", "--timeout-ms", "3000"];
+    let Some((mut rig, _)) = running("killed-no-reconnect", &[], &args, 120, (20, MINUTE)) else {
         return;
     };
-    rig.boot(&["--count", "100000", "--timeout-ms", "3000"], 120);
-    wait_echo(&rig, 20, MINUTE);
     rig.restart_server();
     let run = rig.wait_exit(2 * MINUTE);
     run.assert_status(4);
     run.assert_printed("error");
-    let connections = rig
-        .server_log_text()
-        .matches("new connection from 192.168.76.2")
-        .count();
+    let connections = board_connections(&rig);
     assert_eq!(connections, 1, "the firmware came back without --reconnect");
     rig.finish();
 }
@@ -127,24 +213,7 @@ fn server_killed_without_reconnect_ends_the_run_with_status_4() {
 /// completes.
 #[test]
 fn cable_pulled_for_two_seconds_with_dhcp_the_run_completes() {
-    let Some(mut rig) = DeviceRig::start("cable-2s-dhcp", &["--dhcp"]) else {
-        return;
-    };
-    rig.boot(&["--count", "3000", "--timeout-ms", "10000"], 300);
-    wait_echo(&rig, 50, MINUTE);
-    rig.set_link(false);
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(rig.board_running(), "the run ended while the cable was out");
-    rig.set_link(true);
-    let run = rig.wait_exit(4 * MINUTE);
-    run.assert_status(0);
-    assert_echoes(&run, 3000);
-    assert_paused(&rig, Duration::from_secs(2));
-    let stats = rig.finish();
-    assert!(
-        stats.to_host.link_down + stats.to_guest.link_down > 0,
-        "nothing dropped: {stats}"
-    );
+    cable_pulled_and_the_run_completes("cable-2s-dhcp", &["--dhcp"], Duration::from_secs(2));
 }
 
 // ---- issue 13: the firmware's --reconnect and --keepalive-ms -------------
@@ -169,10 +238,7 @@ fn server_restarted_five_times_every_echo_once_in_order() {
     assert_echoes(&run, 2000);
     let outages = outage_lines(&run.stdout);
     assert!(outages.len() >= 5, "5 outages, named: {outages:?}\n{run}");
-    let connections = rig
-        .server_log_text()
-        .matches("new connection from 192.168.76.2")
-        .count();
+    let connections = board_connections(&rig);
     assert!(connections >= 6, "{connections} connections for 6 servers");
     rig.finish();
 }
@@ -182,49 +248,19 @@ fn server_restarted_five_times_every_echo_once_in_order() {
 /// no answer), reconnects once the server is thawed, and completes.
 #[test]
 fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
-    let Some(mut rig) = DeviceRig::start("frozen-keepalive", &[]) else {
-        return;
-    };
-    let interval = Duration::from_millis(500);
-    rig.boot(
-        &[
-            "--count",
-            "2000",
-            "--keepalive-ms",
-            "500",
-            "--reconnect",
-            "--retry",
-            "20",
-        ],
-        600,
+    fault_noticed_by_keepalive_and_the_run_completes(
+        "frozen-keepalive",
+        &[],
+        "the silent server was not noticed while frozen",
+        "the freeze",
+        |rig, on| {
+            if on {
+                rig.freeze_server()
+            } else {
+                rig.thaw_server()
+            }
+        },
     );
-    let before = wait_echo(&rig, 100, 2 * MINUTE);
-    rig.freeze_server();
-    let frozen = Instant::now();
-    let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(3));
-    std::thread::sleep(Duration::from_secs(3).saturating_sub(frozen.elapsed()));
-    rig.thaw_server();
-    let noticed = noticed.unwrap_or_else(|| {
-        panic!(
-            "the silent server was not noticed while frozen (3 s):\n{}",
-            rig.board_log()
-        )
-    });
-    let after = noticed.at.saturating_duration_since(frozen);
-    eprintln!(
-        "keepalive {interval:?}: outage noticed {} ms after the freeze",
-        after.as_millis()
-    );
-    // Two intervals (silence, then no pong), plus QEMU's and the log's latency.
-    assert!(
-        after <= 2 * interval + Duration::from_millis(750),
-        "noticed after {after:?}: {}",
-        noticed.text
-    );
-    let run = rig.wait_exit(5 * MINUTE);
-    run.assert_status(0);
-    assert_echoes(&run, 2000);
-    rig.finish();
 }
 
 /// `--keepalive-ms 500` without `--reconnect`: a frozen server is declared dead
@@ -232,21 +268,18 @@ fn server_frozen_three_seconds_keepalive_notices_and_the_run_completes() {
 /// with status 4 and a clear message.
 #[test]
 fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
-    let Some(mut rig) = DeviceRig::start("frozen-keepalive-no-reconnect", &[]) else {
+    let args = [
+        "--count",
+        "100000",
+        "--keepalive-ms",
+        "500",
+        "--timeout-ms",
+        "30000",
+    ];
+    let name = "frozen-keepalive-no-reconnect";
+    let Some((mut rig, _)) = running(name, &[], &args, 120, (100, 2 * MINUTE)) else {
         return;
     };
-    rig.boot(
-        &[
-            "--count",
-            "100000",
-            "--keepalive-ms",
-            "500",
-            "--timeout-ms",
-            "30000",
-        ],
-        120,
-    );
-    wait_echo(&rig, 100, 2 * MINUTE);
     rig.freeze_server();
     let frozen = Instant::now();
     let run = rig.wait_exit(MINUTE);
@@ -268,50 +301,14 @@ fn server_frozen_keepalive_without_reconnect_ends_the_run_with_status_4() {
 /// within about two intervals, reconnects once the link is back, completes.
 #[test]
 fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
-    let Some(mut rig) = DeviceRig::start("hixie76-cable-keepalive", &[]) else {
-        return;
-    };
-    let interval = Duration::from_millis(500);
-    rig.boot(
-        &[
-            "--proto",
-            "hixie76",
-            "--count",
-            "2000",
-            "--keepalive-ms",
-            "500",
-            "--reconnect",
-            "--retry",
-            "20",
-        ],
-        600,
+    let first = ["--proto", "hixie76"];
+    fault_noticed_by_keepalive_and_the_run_completes(
+        "hixie76-cable-keepalive",
+        &first,
+        "the pulled cable was not noticed while out",
+        "the cable was pulled",
+        |rig, on| rig.set_link(!on),
     );
-    let before = wait_echo(&rig, 100, 2 * MINUTE);
-    rig.set_link(false);
-    let pulled = Instant::now();
-    let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(3));
-    std::thread::sleep(Duration::from_secs(3).saturating_sub(pulled.elapsed()));
-    rig.set_link(true);
-    let noticed = noticed.unwrap_or_else(|| {
-        panic!(
-            "the pulled cable was not noticed while out (3 s):\n{}",
-            rig.board_log()
-        )
-    });
-    let after = noticed.at.saturating_duration_since(pulled);
-    eprintln!(
-        "hixie-76, keepalive {interval:?}: outage noticed {} ms after the cable was pulled",
-        after.as_millis()
-    );
-    assert!(
-        after <= 2 * interval + Duration::from_millis(750),
-        "noticed after {after:?}: {}",
-        noticed.text
-    );
-    let run = rig.wait_exit(5 * MINUTE);
-    run.assert_status(0);
-    assert_echoes(&run, 2000);
-    rig.finish();
 }
 
 /// The cable is pulled for 2 s with DHCP under `--keepalive-ms 500
@@ -319,22 +316,11 @@ fn hixie76_cable_pulled_keepalive_notices_and_the_client_reconnects() {
 /// the link is back, and completes with every echo once.
 #[test]
 fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() {
-    let Some(mut rig) = DeviceRig::start("cable-2s-dhcp-reconnect", &["--dhcp"]) else {
+    let args = keepalive_reconnect(&[], "2000");
+    let name = "cable-2s-dhcp-reconnect";
+    let Some((mut rig, before)) = running(name, &["--dhcp"], &args, 600, (100, 2 * MINUTE)) else {
         return;
     };
-    rig.boot(
-        &[
-            "--count",
-            "2000",
-            "--keepalive-ms",
-            "500",
-            "--reconnect",
-            "--retry",
-            "20",
-        ],
-        600,
-    );
-    let before = wait_echo(&rig, 100, 2 * MINUTE);
     rig.set_link(false);
     let noticed = rig.wait_line_after(before.index, "outage", Duration::from_secs(2));
     std::thread::sleep(Duration::from_secs(2));
@@ -347,11 +333,7 @@ fn cable_pulled_for_two_seconds_with_dhcp_the_client_reconnects_and_completes() 
     let run = rig.wait_exit(5 * MINUTE);
     run.assert_status(0);
     assert_echoes(&run, 2000);
-    let stats = rig.finish();
-    assert!(
-        stats.to_host.link_down + stats.to_guest.link_down > 0,
-        "nothing dropped: {stats}"
-    );
+    finish_with_link_drops(rig);
 }
 
 /// How far apart the stack high-water marks of runs on the impaired wire may be

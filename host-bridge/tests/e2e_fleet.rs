@@ -3,7 +3,7 @@
 //! each on its own QEMU user network (not root). Boots the real image 64 times.
 
 mod common;
-use common::{artifacts_dir, is_root};
+use common::is_root;
 
 use std::process::Command;
 
@@ -11,22 +11,15 @@ const HOST_BRIDGE: &str = env!("CARGO_BIN_EXE_host-bridge");
 
 /// Runs `host-bridge fleet FLEET_ARGS -- FIRMWARE_ARGS`, keeps its log.
 fn fleet(name: &str, fleet_args: &[&str], firmware_args: &[&str]) -> common::Run {
-    let out = Command::new(HOST_BRIDGE)
-        .args(["--quiet", "fleet", "--image"])
-        .arg(common::firmware_image())
-        .args(fleet_args)
-        .arg("--")
-        .args(firmware_args)
-        .output()
-        .expect("run host-bridge fleet");
-    let run = common::Run {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    std::fs::write(artifacts_dir().join(format!("{name}.log")), run.to_string())
-        .expect("write log");
-    run
+    common::run_logged(
+        name,
+        Command::new(HOST_BRIDGE)
+            .args(["--quiet", "fleet", "--image"])
+            .arg(common::firmware_image())
+            .args(fleet_args)
+            .arg("--")
+            .args(firmware_args),
+    )
 }
 
 #[test]

@@ -17,24 +17,26 @@ const HOST_BRIDGE: &str = env!("CARGO_BIN_EXE_host-bridge");
 fn run(name: &str, bridge_args: &[&str], firmware_args: &[&str]) -> (common::Run, Duration) {
     let image = common::firmware_image();
     let started = Instant::now();
-    let out = Command::new(HOST_BRIDGE)
-        .arg("run")
-        .arg("--image")
-        .arg(image)
-        .args(bridge_args)
-        .arg("--")
-        .args(firmware_args)
-        .output()
-        .expect("run host-bridge");
-    let elapsed = started.elapsed();
-    let run = common::Run {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    std::fs::write(artifacts_dir().join(format!("{name}.log")), run.to_string())
-        .expect("write log");
-    (run, elapsed)
+    let run = common::run_logged(
+        name,
+        Command::new(HOST_BRIDGE)
+            .arg("run")
+            .arg("--image")
+            .arg(image)
+            .args(bridge_args)
+            .arg("--")
+            .args(firmware_args),
+    );
+    (run, started.elapsed())
+}
+
+/// Whether the tap bridge can be made here (root: network namespaces); else the
+/// test says it is skipped.
+fn bridge_possible() -> bool {
+    if !is_root() {
+        skip::skip("the tap bridge needs root (network namespaces)");
+    }
+    is_root()
 }
 
 fn echoes(name: &str, bridge_args: &[&str], proto: &str) -> Duration {
@@ -57,8 +59,7 @@ fn hixie76_over_user_network() {
 
 #[test]
 fn rfc6455_over_tap_bridge() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     echoes("tap-rfc6455", &[], "rfc6455");
@@ -66,8 +67,7 @@ fn rfc6455_over_tap_bridge() {
 
 #[test]
 fn hixie76_over_tap_bridge() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     echoes("tap-hixie76", &[], "hixie76");
@@ -75,8 +75,7 @@ fn hixie76_over_tap_bridge() {
 
 #[test]
 fn impaired_wire_every_echo_in_order_exactly_once() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     let firmware = ["--count", "30", "--timeout-ms", "30000"];
@@ -131,8 +130,7 @@ fn echo_times_ms(stdout: &str) -> Vec<u32> {
 /// least 1000 ms (checked: an image built with SMOLTCP_RTTE_MIN_RTO=1000 fails here).
 #[test]
 fn lost_frames_are_recovered_in_tens_of_milliseconds() {
-    if !is_root() {
-        skip::skip("the tap bridge needs root (network namespaces)");
+    if !bridge_possible() {
         return;
     }
     let count = 60;

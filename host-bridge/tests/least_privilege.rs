@@ -7,11 +7,11 @@
 //! looked at while the run is certainly under way; gdb then lets it run to the end.
 
 mod common;
+use common::halted::{no_gdb, HaltedRun};
 use common::skip::skip;
 
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The real, effective, saved and filesystem uids of process `pid`.
 fn uids(pid: u32) -> Option<Vec<u32>> {
@@ -73,11 +73,7 @@ fn run_as_root_and_check_uids(extra: &[&str]) {
     if !common::is_root() {
         return skip("needs root (the bridge)");
     }
-    if Command::new("gdb-multiarch")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if no_gdb() {
         return skip("no gdb-multiarch (ci/setup.sh installs it)");
     }
     let expected: u32 = std::env::var("SUDO_UID")
@@ -85,74 +81,22 @@ fn run_as_root_and_check_uids(extra: &[&str]) {
         .and_then(|u| u.parse().ok())
         .filter(|&u| u != 0)
         .unwrap_or(65534); // nobody
-    let image = common::firmware_image();
-    let sock = std::env::temp_dir().join(format!(
-        "hb-priv-{}-{}.sock",
-        std::process::id(),
-        extra.len()
-    ));
-    let _ = std::fs::remove_file(&sock);
     let pcap = common::unique_artifact("least-privilege", "pcap");
-    let log = common::unique_artifact("least-privilege", "log");
-    let out = common::unique_artifact("least-privilege", "out");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-bridge"));
-    cmd.args(["run", "--timeout", "60"])
-        .args(extra)
-        .arg("--gdb")
-        .arg(&sock)
-        .arg("--pcap")
-        .arg(&pcap)
-        .arg("--image")
-        .arg(image)
-        .args(["--", "--count", "2"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("create run output"))
-        .stderr(std::fs::File::create(&log).expect("create run log"));
-    host_bridge::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
-    let mut run = cmd.spawn().expect("start host-bridge run");
-    let texts = || {
-        format!(
-            "--- stdout\n{}\n--- stderr\n{}",
-            std::fs::read_to_string(&out).unwrap_or_default(),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    };
-
+    let pcap_args = [std::ffi::OsStr::new("--pcap"), pcap.as_os_str()];
+    let args = extra.iter().map(std::ffi::OsStr::new).chain(pcap_args);
+    let mut run = HaltedRun::start("least-privilege", args, |_| {});
     // Halted at reset: QEMU and the server are up, nothing has run yet.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let qemu = loop {
-        if sock.exists() {
-            if let Some(q) = qemu_below(run.id()) {
-                break q;
-            }
-        }
-        if Instant::now() > deadline || run.try_wait().ok().flatten().is_some() {
-            let _ = run.kill();
-            let _ = run.wait();
-            let _ = std::fs::remove_file(&sock);
-            panic!("no halted QEMU under the run:\n{}", texts());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let server = uids(run.id());
+    let qemu = run.wait_for("no halted QEMU under the run", qemu_below);
+    let server = uids(run.run.id());
     let emulator = uids(qemu);
 
-    let gdb = Command::new("timeout")
-        .args(["60", "gdb-multiarch", "-batch", "-nx", "-q"])
-        .arg(image)
-        .arg("-ex")
-        .arg(format!("target remote {}", sock.display()))
-        .args(["-ex", "continue"])
-        .output()
-        .expect("run gdb-multiarch");
-    let status = run.wait().expect("wait for host-bridge run");
-    let _ = std::fs::remove_file(&sock);
+    let gdb = run.gdb(&["continue"]);
+    let status = run.wait();
     let all = format!(
         "{}\n--- gdb\n{}",
-        texts(),
+        run.texts(),
         String::from_utf8_lossy(&gdb.stdout)
     );
-
     let want = Some(vec![expected; 4]);
     assert_eq!(server, want, "host-bridge (server, relay) uids:\n{all}");
     assert_eq!(emulator, want, "QEMU's uids:\n{all}");
@@ -222,65 +166,18 @@ fn the_rootless_path_runs_the_bridge_in_a_user_namespace_of_its_own() {
     if !common::is_root() {
         return skip("needs root (to force the rootless path here)");
     }
-    if Command::new("gdb-multiarch")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if no_gdb() {
         return skip("no gdb-multiarch (ci/setup.sh installs it)");
     }
-    let image = common::firmware_image();
-    let sock = std::env::temp_dir().join(format!("hb-userns-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&sock);
-    let out = common::unique_artifact("rootless", "out");
-    let log = common::unique_artifact("rootless", "log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-bridge"));
-    cmd.args(["run", "--timeout", "60", "--gdb"])
-        .arg(&sock)
-        .arg("--image")
-        .arg(image)
-        .args(["--", "--count", "2"])
-        .env("HOST_BRIDGE_ROOTLESS", "1")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("create run output"))
-        .stderr(std::fs::File::create(&log).expect("create run log"));
-    host_bridge::child::end_with_parent(&mut cmd, nix::sys::signal::Signal::SIGTERM);
-    let mut run = cmd.spawn().expect("start host-bridge run");
-    let texts = || {
-        format!(
-            "--- stdout\n{}\n--- stderr\n{}",
-            std::fs::read_to_string(&out).unwrap_or_default(),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let qemu = loop {
-        if sock.exists() {
-            if let Some(q) = qemu_below(run.id()) {
-                break q;
-            }
-        }
-        if Instant::now() > deadline || run.try_wait().ok().flatten().is_some() {
-            let _ = run.kill();
-            let _ = run.wait();
-            let _ = std::fs::remove_file(&sock);
-            panic!("no halted QEMU under the run:\n{}", texts());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut run = HaltedRun::start("rootless", None::<&str>, |cmd| {
+        cmd.env("HOST_BRIDGE_ROOTLESS", "1");
+    });
+    let qemu = run.wait_for("no halted QEMU under the run", qemu_below);
     let userns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
     let (ours, qemus) = (userns("self"), userns(&qemu.to_string()));
-    let _ = Command::new("timeout")
-        .args(["60", "gdb-multiarch", "-batch", "-nx", "-q"])
-        .arg(image)
-        .arg("-ex")
-        .arg(format!("target remote {}", sock.display()))
-        .args(["-ex", "continue"])
-        .output()
-        .expect("run gdb-multiarch");
-    let status = run.wait().expect("wait for host-bridge run");
-    let _ = std::fs::remove_file(&sock);
-    let all = texts();
+    run.gdb(&["continue"]);
+    let status = run.wait();
+    let all = run.texts();
     assert!(
         qemus.is_some() && qemus != ours,
         "QEMU in our user namespace ({ours:?}):\n{all}"

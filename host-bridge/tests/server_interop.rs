@@ -33,17 +33,8 @@ fn rfc6455_python_websockets_client_gets_each_message_reversed() {
     }
     cmd.arg(format!("t:{big}"));
     cmd.arg("b:000102ff80").arg("b:");
-    let out = output_within(cmd, Duration::from_secs(30));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replies: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("reply: "))
-        .collect();
+    let stdout = run_client(cmd);
+    let replies = replies(&stdout);
     let mut expected: Vec<String> = TEXTS
         .iter()
         .map(|t| format!("t:{}", json(&reversed(t))))
@@ -53,6 +44,27 @@ fn rfc6455_python_websockets_client_gets_each_message_reversed() {
     expected.push("b:".into());
     assert_eq!(replies, expected);
     assert!(stdout.contains("closed 1000"), "{stdout}");
+}
+
+/// Runs a Python client (30 s at most), fails with its output unless it
+/// succeeds, returns what it printed.
+fn run_client(cmd: Command) -> String {
+    let out = output_within(cmd, Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The client's `reply: ` lines, without the prefix.
+fn replies(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("reply: "))
+        .collect()
 }
 
 /// JSON string encoding as Python's json.dumps does it (ASCII only).
@@ -89,18 +101,9 @@ fn hixie76_hand_written_client_gets_each_message_reversed() {
         .arg("/ws");
     let texts = ["hello", "añb😀c", "Ünïcödé ✓ 日本語"];
     cmd.args(texts);
-    let out = output_within(cmd, Duration::from_secs(30));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_client(cmd);
     assert!(stdout.contains("handshake ok"), "{stdout}");
-    let replies: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("reply: "))
-        .collect();
+    let replies = replies(&stdout);
     let expected: Vec<String> = texts.iter().map(|t| json(&reversed(t))).collect();
     assert_eq!(replies, expected);
     assert!(stdout.contains("closed ok"), "{stdout}");

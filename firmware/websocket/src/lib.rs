@@ -168,6 +168,9 @@ pub mod keepalive;
 pub mod receiver;
 pub mod utf8;
 
+#[cfg(test)]
+mod test_rng;
+
 pub use connection::{CloseState, Connection};
 pub use error::{close_code, Error};
 pub use frame::{MessageKind, Opcode, Sender};

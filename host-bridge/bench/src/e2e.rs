@@ -697,19 +697,18 @@ pub fn run(root: &Path, cfg: &E2eConfig, log_dir: &Path) -> Result<E2eData> {
             per_net[which].push(run);
         }
     }
-    // Paired ratio: QEMU's own tap over the bridge, round by round.
-    let ratios: Vec<f64> = per_net[1]
-        .iter()
-        .zip(&per_net[3])
-        .filter_map(|(b, d)| Some(d.echoes_per_s? / b.echoes_per_s?))
-        .collect();
-    data.direct_over_bridge = median(&ratios);
-    let p50_ratios: Vec<f64> = per_net[1]
-        .iter()
-        .zip(&per_net[3])
-        .filter_map(|(b, d)| Some(b.p50_ms? / d.p50_ms?))
-        .collect();
-    data.bridge_over_direct_p50 = median(&p50_ratios);
+    // Paired ratios of the bridge's and QEMU's own tap, round by round: the median
+    // of `ratio(bridge run, direct run)`.
+    let paired = |ratio: fn(&NetRun, &NetRun) -> Option<f64>| {
+        let ratios: Vec<f64> = per_net[1]
+            .iter()
+            .zip(&per_net[3])
+            .filter_map(|(b, d)| ratio(b, d))
+            .collect();
+        median(&ratios)
+    };
+    data.direct_over_bridge = paired(|b, d| Some(d.echoes_per_s? / b.echoes_per_s?));
+    data.bridge_over_direct_p50 = paired(|b, d| Some(b.p50_ms? / d.p50_ms?));
     data.runs = per_net.into_iter().map(combine).collect();
     for r in &data.runs {
         match &r.not_measured {

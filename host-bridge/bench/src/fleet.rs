@@ -323,9 +323,7 @@ pub fn section(md: &mut String, d: &FleetData, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn chart_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("plotting: {e:?}")
-}
+use crate::chart::err as chart_err;
 
 type Series = (
     &'static str,
@@ -390,14 +388,7 @@ fn panel<DB: plotters::prelude::DrawingBackend>(
     chart
         .configure_mesh()
         .x_labels(n)
-        .x_label_formatter(&|x| {
-            let i = x.round() as usize;
-            if (x - i as f64).abs() < 0.01 && i < labels.len() {
-                format!("N={}", labels[i])
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| crate::chart::category(*x, "N=", &labels))
         .y_desc("ms")
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 12))
@@ -409,29 +400,9 @@ fn panel<DB: plotters::prelude::DrawingBackend>(
             .enumerate()
             .filter_map(|(i, r)| f(r).map(|v| (i as f64, v)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-            .map_err(chart_err)?
-            .label(name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
-            });
-        chart
-            .draw_series(
-                pts.iter()
-                    .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
-            )
-            .map_err(chart_err)?;
+        crate::chart::line(&mut chart, pts, color, name, true)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(chart_err)?;
-    Ok(())
+    crate::chart::legend(&mut chart, 12)
 }
 
 #[cfg(test)]

@@ -142,20 +142,24 @@ pub fn part_of(name: &str) -> usize {
     }
 }
 
-pub fn measure(image: &Path) -> Result<Footprint> {
-    let size_tool = tool(&["llvm-size", "llvm-size-22"])?;
-    let nm_tool = tool(&["llvm-nm", "llvm-nm-22"])?;
-    let out = Command::new(&size_tool)
-        .args(["-A", "-d"])
-        .arg(image)
-        .output()?;
+/// Runs `tool ARGS IMAGE`; fails with its stderr (after `tool SHOWN IMAGE`)
+/// unless it succeeds.
+fn run_on(tool: &str, args: &[&str], image: &Path, shown: &str) -> Result<std::process::Output> {
+    let out = Command::new(tool).args(args).arg(image).output()?;
     if !out.status.success() {
         bail!(
-            "{size_tool} -A {}: {}",
+            "{tool} {shown}{}: {}",
             image.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    Ok(out)
+}
+
+pub fn measure(image: &Path) -> Result<Footprint> {
+    let size_tool = tool(&["llvm-size", "llvm-size-22"])?;
+    let nm_tool = tool(&["llvm-nm", "llvm-nm-22"])?;
+    let out = run_on(&size_tool, &["-A", "-d"], image, "-A ")?;
     let mut text = None;
     let mut fp = Footprint {
         image: image.display().to_string(),
@@ -189,17 +193,7 @@ pub fn measure(image: &Path) -> Result<Footprint> {
         }
     }
 
-    let out = Command::new(&nm_tool)
-        .args(["--size-sort", "-S", "--demangle"])
-        .arg(image)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "{nm_tool} {}: {}",
-            image.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let out = run_on(&nm_tool, &["--size-sort", "-S", "--demangle"], image, "")?;
     let mut syms = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         // ADDRESS SIZE TYPE NAME (the name may hold spaces)

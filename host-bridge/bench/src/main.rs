@@ -17,6 +17,7 @@
 //! bench load     --url ws://127.0.0.1:PORT/ws -c C -s S [--secs T] [--msgs M] [--pid PID]
 //! ```
 
+mod chart;
 mod e2e;
 mod fastpath;
 mod fleet;

@@ -42,53 +42,24 @@ pub fn grid_servers(root: &Path, bin_dir: &Path, threads: usize) -> Vec<Result<S
     let fws = bin_dir.join("fws-reverse-server");
     let python = root.join("target/ci-venv/bin/python");
     let tornado = root.join("ci/peers/tornado_reverse_server.py");
+    // The three Rust servers take the same options (the peers copy host-bridge's).
+    let rust = |name: &str, program: &[&str]| {
+        let mut argv = program.to_vec();
+        argv.extend([
+            "--listen",
+            "{addr}",
+            "--path",
+            "/ws",
+            "--quiet",
+            "--threads",
+            &t,
+        ]);
+        ServerSpec::new(name, &argv)
+    };
     vec![
-        host_bridge_serve_ok(&hb).map(|()| {
-            ServerSpec::new(
-                "host-bridge",
-                &[
-                    &s(&hb),
-                    "serve",
-                    "--listen",
-                    "{addr}",
-                    "--path",
-                    "/ws",
-                    "--quiet",
-                    "--threads",
-                    &t,
-                ],
-            )
-        }),
-        exists(&tt).map(|()| {
-            ServerSpec::new(
-                "tokio-tungstenite",
-                &[
-                    &s(&tt),
-                    "--listen",
-                    "{addr}",
-                    "--path",
-                    "/ws",
-                    "--quiet",
-                    "--threads",
-                    &t,
-                ],
-            )
-        }),
-        exists(&fws).map(|()| {
-            ServerSpec::new(
-                "fastwebsockets",
-                &[
-                    &s(&fws),
-                    "--listen",
-                    "{addr}",
-                    "--path",
-                    "/ws",
-                    "--quiet",
-                    "--threads",
-                    &t,
-                ],
-            )
-        }),
+        host_bridge_serve_ok(&hb).map(|()| rust("host-bridge", &[&s(&hb), "serve"])),
+        exists(&tt).map(|()| rust("tokio-tungstenite", &[&s(&tt)])),
+        exists(&fws).map(|()| rust("fastwebsockets", &[&s(&fws)])),
         python_has_tornado(&python).map(|()| {
             ServerSpec::new(
                 "tornado",

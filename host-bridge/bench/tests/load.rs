@@ -53,12 +53,24 @@ fn load(server: &Server, conns: usize, msgs: u64, threads: usize) -> serde_json:
     serde_json::from_slice(&out.stdout).expect("bench load prints JSON")
 }
 
+/// Runs `bench load` against a fresh peer server and fails unless it counted
+/// `messages` round trips on `client_threads` threads; returns its JSON result.
+#[track_caller]
+fn load_counts(
+    (conns, msgs, threads): (usize, u64, usize),
+    messages: u64,
+    client_threads: usize,
+) -> serde_json::Value {
+    let server = start_peer_server();
+    let r = load(&server, conns, msgs, threads);
+    assert_eq!(r["messages"], messages);
+    assert_eq!(r["client_threads"], client_threads);
+    r
+}
+
 #[test]
 fn every_message_of_every_connection_is_counted_with_one_load_thread() {
-    let server = start_peer_server();
-    let r = load(&server, 5, 40, 1);
-    assert_eq!(r["messages"], 200);
-    assert_eq!(r["client_threads"], 1);
+    let r = load_counts((5, 40, 1), 200, 1);
     // The server's CPU time is sampled (--pid), but /proc counts it in 10 ms ticks:
     // a run this short may read 0, and then there is no per-CPU-second figure.
     let server_cpu = r["server_cpu_s"].as_f64();
@@ -75,19 +87,13 @@ fn every_message_of_every_connection_is_counted_with_one_load_thread() {
 
 #[test]
 fn two_load_threads_share_the_connections_and_count_them_all() {
-    let server = start_peer_server();
     // 5 connections over 2 threads: 3 and 2.
-    let r = load(&server, 5, 40, 2);
-    assert_eq!(r["messages"], 200);
-    assert_eq!(r["client_threads"], 2);
+    load_counts((5, 40, 2), 200, 2);
 }
 
 #[test]
 fn more_load_threads_than_connections_uses_one_thread_per_connection() {
-    let server = start_peer_server();
-    let r = load(&server, 1, 30, 4);
-    assert_eq!(r["messages"], 30);
-    assert_eq!(r["client_threads"], 1);
+    load_counts((1, 30, 4), 30, 1);
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! under qemu-system-arm through `ci/qemu-run` (the same runner `cargo run` uses).
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod halted;
 pub mod skip;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,14 @@ pub fn unique_artifact(stem: &str, ext: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     artifacts_dir().join(format!("{stem}-{}-{n}.{ext}", std::process::id()))
+}
+
+/// Runs `cmd` to the end and keeps what it printed in `target/e2e/NAME.log`.
+pub fn run_logged(name: &str, cmd: &mut Command) -> Run {
+    let run = Run::from(cmd.output().expect("run host-bridge"));
+    std::fs::write(artifacts_dir().join(format!("{name}.log")), run.to_string())
+        .expect("write log");
+    run
 }
 
 /// The project's Python (a venv made by ci/setup.sh), for the third-party peers.

@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use host_bridge::impair::CountersSnapshot;
@@ -98,16 +98,28 @@ impl Lines {
                 return Some(l.clone());
             }
             next = st.0.len().max(from);
-            let now = Instant::now();
-            if st.1 || now >= deadline {
+            if st.1 {
                 return None;
             }
-            st = self
-                .grew
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = self.wait_grew(st, deadline)?;
         }
+    }
+
+    /// Waits until the log grows or closes, or `deadline` (then None).
+    fn wait_grew<'a>(
+        &self,
+        st: MutexGuard<'a, (Vec<LogLine>, bool)>,
+        deadline: Instant,
+    ) -> Option<MutexGuard<'a, (Vec<LogLine>, bool)>> {
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        let (st, _) = self
+            .grew
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(|e| e.into_inner());
+        Some(st)
     }
 
     /// Waits (up to `timeout`) until the pipe has closed.
@@ -115,15 +127,10 @@ impl Lines {
         let deadline = Instant::now() + timeout;
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         while !st.1 {
-            let now = Instant::now();
-            if now >= deadline {
+            let Some(grown) = self.wait_grew(st, deadline) else {
                 return false;
-            }
-            st = self
-                .grew
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            };
+            st = grown;
         }
         true
     }

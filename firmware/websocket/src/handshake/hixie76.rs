@@ -352,19 +352,7 @@ pub fn write_accept(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    struct Lcg(u64);
-    impl Rng for Lcg {
-        fn fill(&mut self, buf: &mut [u8]) {
-            for b in buf {
-                self.0 = self
-                    .0
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                *b = (self.0 >> 33) as u8;
-            }
-        }
-    }
+    use crate::test_rng::Lcg;
 
     #[test]
     fn draft_vector() {
@@ -443,18 +431,24 @@ mod tests {
         assert_eq!(r.protocol, Some("sample"));
     }
 
+    /// The client of the draft's example exchange (its keys)...
+    fn draft_client() -> ClientKeys {
+        ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U").unwrap()
+    }
+
+    /// ...and the server's answer to it.
+    const DRAFT_RESPONSE: &str = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
+Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\r\n\r\n8jKS'y:G*Co,Wxa-";
+
     #[test]
     fn draft_example_exchange() {
-        let client =
-            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
-                .unwrap();
+        let client = draft_client();
         let mut buf = [0u8; 512];
         let n = client.write_request(&REQ, &mut buf).unwrap();
         let (req, _) = done(parse_request(&buf[..n], 512).unwrap());
         assert_eq!(&req.response, b"8jKS'y:G*Co,Wxa-");
-        let resp = b"HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
-Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\r\n\r\n8jKS'y:G*Co,Wxa-";
+        let resp = DRAFT_RESPONSE.as_bytes();
         assert_eq!(
             done(client.parse_response(&REQ, resp, 512).unwrap()).1,
             resp.len()
@@ -462,13 +456,8 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
     }
 
     fn response_err(from: &str, to: &str) -> Error {
-        let client =
-            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
-                .unwrap();
-        let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
-Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\r\n\r\n8jKS'y:G*Co,Wxa-";
-        let s = resp.replacen(from, to, 1);
+        let client = draft_client();
+        let s = DRAFT_RESPONSE.replacen(from, to, 1);
         client.parse_response(&REQ, s.as_bytes(), 512).unwrap_err()
     }
 
@@ -511,12 +500,10 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
 
     #[test]
     fn connection_and_upgrade_are_matched_as_tokens() {
-        let client =
-            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
-                .unwrap();
-        let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: websocket\r\n\
-Connection: keep-alive, Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
-Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\r\n\r\n8jKS'y:G*Co,Wxa-";
+        let client = draft_client();
+        let resp = DRAFT_RESPONSE
+            .replacen("Upgrade: WebSocket", "Upgrade: websocket", 1)
+            .replacen("Connection: Upgrade", "Connection: keep-alive, Upgrade", 1);
         assert!(matches!(
             client.parse_response(&REQ, resp.as_bytes(), 512),
             Ok(Parse::Done { consumed, .. }) if consumed == resp.len()
@@ -525,12 +512,8 @@ Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: sample\
 
     #[test]
     fn unrequested_protocol_is_tolerated_requested_one_is_required() {
-        let client =
-            ClientKeys::from_keys("4 @1  46546xW%0l 1 5", "12998 5 Y3 1  .P00", *b"^n:ds[4U")
-                .unwrap();
-        let resp = "HTTP/1.1 101 WebSocket Protocol Handshake\r\nUpgrade: WebSocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Origin: http://example.com\r\n\
-Sec-WebSocket-Location: ws://example.com/demo\r\nSec-WebSocket-Protocol: default\r\n\r\n8jKS'y:G*Co,Wxa-";
+        let client = draft_client();
+        let resp = DRAFT_RESPONSE.replacen("Protocol: sample", "Protocol: default", 1);
         // eventlet answers `default` though nothing was asked for: accepted.
         let no_protocol = ClientRequest {
             protocols: &[],

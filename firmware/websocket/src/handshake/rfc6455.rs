@@ -312,31 +312,28 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     #[test]
     fn request_errors() {
-        assert_eq!(parse_err(("GET", "PUT")), Error::BadMethod);
-        assert_eq!(parse_err(("HTTP/1.1", "HTTP/1.0")), Error::BadHttpVersion);
-        assert_eq!(parse_err(("Host: h\r\n", "")), Error::MissingHost);
-        assert_eq!(
-            parse_err(("Upgrade: websocket", "Upgrade: h2c")),
-            Error::BadUpgrade
-        );
-        assert_eq!(
-            parse_err(("Connection: Upgrade", "Connection: close")),
-            Error::BadConnection
-        );
-        assert_eq!(parse_err(("Version: 13", "Version: 8")), Error::BadVersion);
-        assert_eq!(
-            parse_err(("Sec-WebSocket-Version: 13\r\n", "")),
-            Error::BadVersion
-        );
-        assert_eq!(
-            parse_err(("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ==")),
-            Error::BadKey
-        );
-        assert_eq!(
-            parse_err(("dGhlIHNhbXBsZSBub25jZQ==", "!!!")),
-            Error::BadKey
-        );
-        assert_eq!(parse_err(("Host: h", "Host h")), Error::Malformed);
+        // (text of a good request, what replaces it) -> the error.
+        let cases = [
+            (("GET", "PUT"), Error::BadMethod),
+            (("HTTP/1.1", "HTTP/1.0"), Error::BadHttpVersion),
+            (("Host: h\r\n", ""), Error::MissingHost),
+            (("Upgrade: websocket", "Upgrade: h2c"), Error::BadUpgrade),
+            (
+                ("Connection: Upgrade", "Connection: close"),
+                Error::BadConnection,
+            ),
+            (("Version: 13", "Version: 8"), Error::BadVersion),
+            (("Sec-WebSocket-Version: 13\r\n", ""), Error::BadVersion),
+            (
+                ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZQ=="),
+                Error::BadKey,
+            ),
+            (("dGhlIHNhbXBsZSBub25jZQ==", "!!!"), Error::BadKey),
+            (("Host: h", "Host h"), Error::Malformed),
+        ];
+        for (edit, want) in cases {
+            assert_eq!(parse_err(edit), want, "{edit:?}");
+        }
         let buf = req_with(("", ""));
         assert_eq!(parse_request(&buf[..40], 40), Err(Error::HeaderTooLarge));
         let mut out = [0u8; 128];
@@ -365,58 +362,37 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let acc = std::format!("Sec-WebSocket-Accept: {accept}\r\n");
         let up = "Upgrade: WebSocket\r\n";
         let conn = "Connection: upgrade\r\n";
-        assert_eq!(check("HTTP/1.1 101 OK", up, conn, &acc, ""), Ok(false));
-        assert_eq!(
-            check(
-                "HTTP/1.1 101 OK",
-                up,
-                conn,
-                &acc,
-                "Sec-WebSocket-Protocol: chat\r\n"
+        let ok = "HTTP/1.1 101 OK";
+        let chat = "Sec-WebSocket-Protocol: chat\r\n";
+        let other = "Sec-WebSocket-Protocol: other\r\n";
+        let wrong_acc = "Sec-WebSocket-Accept: s3pPLMBiT99KP2DQKK04QQ+lFk0=\r\n";
+        // (status line, Upgrade, Connection, Accept, Protocol) -> the outcome
+        // (Ok: whether a protocol was agreed).
+        let cases = [
+            ((ok, up, conn, acc.as_str(), ""), Ok(false)),
+            ((ok, up, conn, &acc, chat), Ok(true)),
+            ((ok, up, conn, &acc, other), Err(Error::BadProtocol)),
+            (
+                ("HTTP/1.1 200 OK", up, conn, &acc, ""),
+                Err(Error::BadStatus),
             ),
-            Ok(true)
-        );
-        assert_eq!(
-            check(
-                "HTTP/1.1 101 OK",
-                up,
-                conn,
-                &acc,
-                "Sec-WebSocket-Protocol: other\r\n"
+            ((ok, "", conn, &acc, ""), Err(Error::BadUpgrade)),
+            ((ok, up, "", &acc, ""), Err(Error::BadConnection)),
+            ((ok, up, conn, "", ""), Err(Error::BadAccept)),
+            ((ok, up, conn, wrong_acc, ""), Err(Error::BadAccept)),
+            (
+                ("HTTP/1.0 101 OK", up, conn, &acc, ""),
+                Err(Error::BadHttpVersion),
             ),
-            Err(Error::BadProtocol)
-        );
-        assert_eq!(
-            check("HTTP/1.1 200 OK", up, conn, &acc, ""),
-            Err(Error::BadStatus)
-        );
-        assert_eq!(
-            check("HTTP/1.1 101 OK", "", conn, &acc, ""),
-            Err(Error::BadUpgrade)
-        );
-        assert_eq!(
-            check("HTTP/1.1 101 OK", up, "", &acc, ""),
-            Err(Error::BadConnection)
-        );
-        assert_eq!(
-            check("HTTP/1.1 101 OK", up, conn, "", ""),
-            Err(Error::BadAccept)
-        );
-        assert_eq!(
-            check(
-                "HTTP/1.1 101 OK",
-                up,
-                conn,
-                "Sec-WebSocket-Accept: s3pPLMBiT99KP2DQKK04QQ+lFk0=\r\n",
-                ""
-            ),
-            Err(Error::BadAccept)
-        );
-        assert_eq!(
-            check("HTTP/1.0 101 OK", up, conn, &acc, ""),
-            Err(Error::BadHttpVersion)
-        );
-        assert_eq!(check("garbage", up, conn, &acc, ""), Err(Error::Malformed));
+            (("garbage", up, conn, &acc, ""), Err(Error::Malformed)),
+        ];
+        for ((status, up, conn, acc, proto), want) in cases {
+            assert_eq!(
+                check(status, up, conn, acc, proto),
+                want,
+                "{status} {up}{conn}{acc}{proto}"
+            );
+        }
     }
 
     #[test]

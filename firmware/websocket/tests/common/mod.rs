@@ -2,17 +2,6 @@
 
 use websocket::Rng;
 
-/// A seeded linear congruential generator: the same masks and keys on every run.
-pub struct Lcg(pub u64);
-
-impl Rng for Lcg {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            *b = (self.0 >> 33) as u8;
-        }
-    }
-}
+#[path = "../../src/test_rng.rs"]
+mod test_rng;
+pub use test_rng::Lcg;

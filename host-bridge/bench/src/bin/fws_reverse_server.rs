@@ -13,67 +13,34 @@
 //! carries no HTTP stack that the other servers lack. Fragmented messages are
 //! reassembled by fastwebsockets' `FragmentCollector`, which also checks UTF-8.
 
-use std::net::SocketAddr;
+mod peer;
+
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Parser, Debug)]
 #[command(about = "fastwebsockets reverse-echo WebSocket server (benchmark peer)")]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
-    /// The WebSocket path; other paths get 404.
-    #[arg(long, default_value = "/ws")]
-    path: String,
-    /// Worker threads: 1 runs tokio's current-thread runtime.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Print nothing per connection.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    peer: peer::Options,
 }
 
 /// Largest request header block read.
 const MAX_HEADER: usize = 8192;
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    rt.block_on(serve(Arc::new(args)))
-}
-
-async fn serve(args: Arc<Args>) -> Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listen on {}", args.listen))?;
-    // Always, first: where it listens (port 0 picks a free one), for the caller.
-    println!("listening on {}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let args = args.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(stream, &args).await {
-                if !args.quiet {
-                    eprintln!("fws-reverse-server: {peer}: {e:#}");
-                }
-            }
-        });
-    }
+    let args = Arc::new(Args::parse());
+    peer::run(
+        "fws-reverse-server",
+        &args.peer,
+        args.clone(),
+        |stream, args| async move { connection(stream, &args).await },
+    )
 }
 
 /// Reads the opening handshake and answers it: 101 with the accept key, or 404
@@ -127,8 +94,8 @@ async fn handshake(stream: &mut TcpStream, path: &str) -> Result<()> {
 
 async fn connection(mut stream: TcpStream, args: &Args) -> Result<()> {
     stream.set_nodelay(true)?;
-    handshake(&mut stream, &args.path).await?;
-    if !args.quiet {
+    handshake(&mut stream, &args.peer.path).await?;
+    if !args.peer.quiet {
         println!("new connection");
     }
     let mut ws = FragmentCollector::new(WebSocket::after_handshake(stream, Role::Server));
@@ -153,7 +120,7 @@ async fn connection(mut stream: TcpStream, args: &Args) -> Result<()> {
             _ => {}
         }
     }
-    if !args.quiet {
+    if !args.peer.quiet {
         println!("connection closed");
     }
     Ok(())

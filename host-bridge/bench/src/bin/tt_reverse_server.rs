@@ -16,15 +16,16 @@
 //! message received (used by `bench e2e` to time the firmware's round trips).
 
 use std::io::Write;
-use std::net::SocketAddr;
+mod peer;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -32,62 +33,28 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Parser, Debug)]
 #[command(about = "tokio-tungstenite reverse-echo WebSocket server (benchmark peer)")]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
-    /// The WebSocket path; other paths get 404.
-    #[arg(long, default_value = "/ws")]
-    path: String,
-    /// Worker threads: 1 runs tokio's current-thread runtime.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Print nothing per connection.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    peer: peer::Options,
     /// Append each text message's arrival time (Unix seconds) to this file.
     #[arg(long)]
     arrivals: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let rt = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
-    };
-    rt.block_on(serve(Arc::new(args)))
-}
-
-async fn serve(args: Arc<Args>) -> Result<()> {
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listen on {}", args.listen))?;
-    // Always, first: where it listens (port 0 picks a free one), for the caller.
-    println!("listening on {}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        let args = args.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection(stream, &args).await {
-                if !args.quiet {
-                    eprintln!("tt-reverse-server: {peer}: {e:#}");
-                }
-            }
-        });
-    }
+    let args = Arc::new(Args::parse());
+    peer::run(
+        "tt-reverse-server",
+        &args.peer,
+        args.clone(),
+        |stream, args| async move { connection(stream, &args).await },
+    )
 }
 
 // The handshake callback's error type is tungstenite's (an HTTP response).
 #[allow(clippy::result_large_err)]
 async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
     stream.set_nodelay(true)?;
-    let path = args.path.clone();
+    let path = args.peer.path.clone();
     let check_path = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() == path {
             Ok(resp)
@@ -98,7 +65,7 @@ async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
         }
     };
     let mut ws = tokio_tungstenite::accept_hdr_async(stream, check_path).await?;
-    if !args.quiet {
+    if !args.peer.quiet {
         println!("new connection");
     }
     let mut arrivals = Vec::new();
@@ -139,7 +106,7 @@ async fn connection(stream: TcpStream, args: &Args) -> Result<()> {
             writeln!(out, "{t:.6}")?;
         }
     }
-    if !args.quiet {
+    if !args.peer.quiet {
         println!("connection closed");
     }
     result
