@@ -40,6 +40,7 @@ use crate::bridge::{self, Dhcp, SockDir};
 use crate::netns::{self, Netns};
 use crate::qemu;
 use crate::relay::{bind_unix, Port, Relay, RelayConfig};
+use crate::run::SLIRP_HOST;
 use crate::server::{self, ServerConfig};
 
 /// The segment's host address; boards lease from the rest of the /16.
@@ -50,8 +51,6 @@ const POOL: (Ipv4Addr, Ipv4Addr) = (Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(1
 const BRIDGE: &str = "br0";
 /// The bridge's (the host's) MAC address on the segment.
 const BRIDGE_MAC: &str = "52:54:02:00:00:01";
-/// The host as QEMU's user network shows it to the guest.
-const SLIRP_HOST: &str = "10.0.2.2";
 
 /// What to boot, how many, and against which server.
 #[derive(Debug, Clone)]

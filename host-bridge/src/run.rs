@@ -22,7 +22,7 @@ use crate::qemu::{self, Qemu, QemuRun};
 use crate::server::{self, ServerConfig};
 
 /// The host's address as QEMU's user network shows it to the guest.
-const SLIRP_HOST: &str = "10.0.2.2";
+pub(crate) const SLIRP_HOST: &str = "10.0.2.2";
 
 /// What to boot, and on which network.
 #[derive(Debug, Clone)]
