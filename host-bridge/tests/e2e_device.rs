@@ -354,11 +354,11 @@ const STACK_SPREAD: u32 = 256;
 /// of a 100-message run on the same wire (within [`STACK_SPREAD`], the spread
 /// of short runs): memory stays flat.
 ///
-/// It took 391 s here (20,000 echoes, 3 outages, stack mark 12,296 bytes against
-/// 12,144 for the 100-message run) with smoltcp's 20 ms RTO floor (issue 17);
-/// with smoltcp's own 1 s floor it took 4,701 s (78 min), a second per segment
-/// of the board's that the wire dropped. `.config/nextest.toml` gives it 15
-/// minutes in CI.
+/// With `--window 16` it takes about 50 s here (46 s: 20,000 echoes, 6 outage
+/// lines, stack mark 12,448 bytes against 12,304 for the 100-message run);
+/// sending one message at a time, 295-391 s (smoltcp's 20 ms RTO floor, issue
+/// 17), and with smoltcp's own 1 s floor 4,701 s: a retransmission stalled
+/// every message behind it.
 /// `--timeout-ms 30000` keeps such a wait from counting as an outage, so that
 /// the outages are the restarts.
 #[test]
@@ -367,7 +367,18 @@ fn long_run_twenty_thousand_messages_through_faults_memory_stays_flat() {
     let Some(mut rig) = DeviceRig::start("long-run", &wire) else {
         return;
     };
-    let options = ["--reconnect", "--retry", "20", "--timeout-ms", "30000"];
+    // A window of 16: each outage then catches several messages in flight, all
+    // of which must be sent again and echoed once; and the run takes a minute
+    // instead of five (a loss stalls the messages behind it, not the next one).
+    let options = [
+        "--reconnect",
+        "--retry",
+        "20",
+        "--timeout-ms",
+        "30000",
+        "--window",
+        "16",
+    ];
     let with_count = |count: &'static str| {
         let mut args = options.to_vec();
         args.extend(["--count", count]);

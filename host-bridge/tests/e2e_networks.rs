@@ -111,6 +111,36 @@ fn impaired_wire_every_echo_in_order_exactly_once() {
     );
 }
 
+/// `--window 16` on the bad wire, both protocols: messages go out ahead of their
+/// echoes (message 2 is sent before message 1's echo is in) and still every echo
+/// comes back once, in order (the firmware checks each against the message it
+/// awaited and exits 0 only when all matched).
+#[test]
+fn window_of_sixteen_on_an_impaired_wire_every_echo_once_in_order() {
+    if !bridge_possible() {
+        return;
+    }
+    for proto in ["rfc6455", "hixie76"] {
+        let (run, _) = run(
+            &format!("tap-window-{proto}"),
+            &["--impair", "loss=10%,dup=2%,reorder=5%", "--seed", "7"],
+            &["--proto", proto, "--count", "200", "--window", "16"],
+        );
+        run.assert_status(0);
+        let received: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter_map(|line| line.split("received ").nth(1))
+            .filter_map(|rest| rest.split(' ').next())
+            .collect();
+        let in_order: Vec<String> = (1..=200).map(|n| n.to_string()).collect();
+        assert_eq!(received, in_order, "{run}");
+        let sent_2 = run.stdout.find("sent 2:").expect("message 2 sent");
+        let received_1 = run.stdout.find("received 1 ").expect("echo 1 received");
+        assert!(sent_2 < received_1, "no message sent ahead of an echo:\n{run}");
+    }
+}
+
 /// The round trips the firmware logged (`received N after X ms`), in order.
 fn echo_times_ms(stdout: &str) -> Vec<u32> {
     stdout

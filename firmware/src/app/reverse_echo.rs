@@ -4,7 +4,7 @@
 use ::reverse_echo::ReplyChecker;
 use websocket::{MessageKind, Protocol};
 
-use firmware::config::Config;
+use firmware::config::{Config, MAX_WINDOW};
 use firmware::messages;
 use firmware::text::Line;
 
@@ -13,7 +13,7 @@ use super::{origin, outcome};
 use crate::board::clock;
 use crate::board::exit::ExitCode;
 use crate::board::log::log;
-use crate::net::Net;
+use crate::net::{Net, TCP_RX};
 
 /// Buffer for one outgoing message (`--message` or a generated one).
 static mut MESSAGE: [u8; messages::MAX_LEN] = [0; messages::MAX_LEN];
@@ -85,8 +85,18 @@ pub fn reverse_echo(net: &mut Net, config: &Config) -> ExitCode {
     }
 }
 
-/// Sends messages `*next..--count` on `s`, each after the previous one's echo
-/// (advancing `*next` as echoes come), then closes.
+/// Header bytes of one server frame around a message of up to
+/// [`messages::MAX_LEN`] bytes (RFC 6455: 4; hixie-76: 2).
+const ECHO_FRAME_OVERHEAD: usize = 4;
+
+/// Sends messages `*next..--count` on `s` and checks their echoes in order
+/// (advancing `*next` as they come), then closes. Up to `--window` messages go
+/// out before the oldest one's echo is awaited, so that a retransmission on a
+/// lossy wire delays the messages behind it instead of stopping them; and never
+/// more than the board's TCP receive buffer holds of their echoes, so that a
+/// server which stops reading while its answers wait cannot wedge the
+/// connection. A message is generated again (or copied again from `--message`)
+/// when its echo is checked: only its send time and length are kept meanwhile.
 fn send_all(
     s: &mut Session,
     config: &Config,
@@ -94,30 +104,40 @@ fn send_all(
     next: &mut u32,
 ) -> Result<(), Failure> {
     let binary_ok = s.protocol() == Protocol::Rfc6455;
+    // Send time (uptime ms) and echo bytes of each message in flight, by number.
+    let mut flight = [(0u32, 0usize); MAX_WINDOW as usize];
+    let slot = |i: u32| i as usize % MAX_WINDOW as usize;
+    // The first message not yet sent on this connection.
+    let mut sent = *next;
+    let mut echo_bytes = 0;
     while *next < config.count {
-        let i = *next;
-        let (kind, len) = match config.message {
-            Some(text) => {
-                let n = text.len().min(buf.len());
-                buf[..n].copy_from_slice(&text.as_bytes()[..n]);
-                (MessageKind::Text, n)
+        while sent < config.count && sent - *next < config.window {
+            let (kind, len) = message(config, sent, binary_ok, buf);
+            let bytes = len + ECHO_FRAME_OVERHEAD;
+            if sent > *next && echo_bytes + bytes > TCP_RX {
+                break;
             }
-            None => messages::generate(i, binary_ok, buf),
-        };
-        let message = &buf[..len];
-        s.send_message(kind, message)?;
-        let start = clock::now_ms();
-        log(Line::new()
-            .s("sent ")
-            .u(i + 1)
-            .s(": ")
-            .s(kind_name(kind))
-            .s(" ")
-            .u(len as u32)
-            .s(" bytes \"")
-            .escaped(message, 40)
-            .s("\""));
-        let ok = receive_reply(s, kind, message)?;
+            let message = &buf[..len];
+            s.send_message(kind, message)?;
+            flight[slot(sent)] = (clock::now_ms(), bytes);
+            echo_bytes += bytes;
+            sent += 1;
+            log(Line::new()
+                .s("sent ")
+                .u(sent)
+                .s(": ")
+                .s(kind_name(kind))
+                .s(" ")
+                .u(len as u32)
+                .s(" bytes \"")
+                .escaped(message, 40)
+                .s("\""));
+        }
+        let i = *next;
+        let (kind, len) = message(config, i, binary_ok, buf);
+        let ok = receive_reply(s, kind, &buf[..len])?;
+        let (start, bytes) = flight[slot(i)];
+        echo_bytes -= bytes;
         let mut line = Line::new();
         line.s(if ok { "received " } else { "MISMATCH " })
             .u(i + 1)
@@ -139,6 +159,23 @@ fn send_all(
     }
     log(Line::new().s("all ").u(config.count).s(" echoes matched"));
     s.close(true)
+}
+
+/// Writes message number `i` (`--message`, or the generated set's) into `buf`.
+fn message(
+    config: &Config,
+    i: u32,
+    binary_ok: bool,
+    buf: &mut [u8; messages::MAX_LEN],
+) -> (MessageKind, usize) {
+    match config.message {
+        Some(text) => {
+            let n = text.len().min(buf.len());
+            buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+            (MessageKind::Text, n)
+        }
+        None => messages::generate(i, binary_ok, buf),
+    }
 }
 
 fn kind_name(kind: MessageKind) -> &'static str {

@@ -20,6 +20,7 @@ usage: firmware [OPTIONS]   (defaults in brackets)
                             per outage, 0 = no limit [0]
   --reconnect               reconnect after a lost connection, resume
   --keepalive-ms N          ping after N ms of silence; dead after 2N [off]
+  --window N                messages sent ahead of their echoes, 1..16 [1]
   --timeout-ms N            bound on every wait [5000]
   --ip IP/N                 static address [DHCP]
   --gateway IP              default route with --ip
@@ -31,7 +32,7 @@ usage: firmware [OPTIONS]   (defaults in brackets)
 Quote an argument holding spaces: --message \"two words\".";
 
 /// The options that take a value.
-const VALUE_OPTIONS: [&str; 14] = [
+const VALUE_OPTIONS: [&str; 15] = [
     "--url",
     "--proto",
     "--origin",
@@ -41,12 +42,16 @@ const VALUE_OPTIONS: [&str; 14] = [
     "--retry",
     "--timeout-ms",
     "--keepalive-ms",
+    "--window",
     "--ip",
     "--gateway",
     "--ping",
     "--autobahn",
     "--crash",
 ];
+
+/// Most messages `--window` lets the client send ahead of their echoes.
+pub const MAX_WINDOW: u32 = 16;
 
 /// Exit status for a bad command line.
 pub const USAGE_EXIT_CODE: u8 = 2;
@@ -107,6 +112,9 @@ pub struct Config<'a> {
     /// Ping after this many ms of silence, give the peer up after twice that
     /// (0: off).
     pub keepalive_ms: u32,
+    /// Messages sent before the oldest one's echo is awaited (1: send, wait,
+    /// send; at most [`MAX_WINDOW`]).
+    pub window: u32,
     pub static_ip: Option<StaticIp>,
     /// Host to ping once the network is up (a self-check of the whole path).
     pub ping: Option<[u8; 4]>,
@@ -128,6 +136,7 @@ impl Default for Config<'_> {
             timeout_ms: 5000,
             reconnect: false,
             keepalive_ms: 0,
+            window: 1,
             static_ip: None,
             ping: None,
             crash: None,
@@ -198,6 +207,15 @@ impl<'a> Config<'a> {
                 "--keepalive-ms" => {
                     config.keepalive_ms = parse_u32(value, "--keepalive-ms takes a whole number")?
                 }
+                "--window" => {
+                    config.window =
+                        decimal(value, MAX_WINDOW)
+                            .filter(|&w| w >= 1)
+                            .ok_or(ArgError {
+                                message: "--window takes a number from 1 to 16",
+                                argument: value,
+                            })?
+                }
                 "--ip" => {
                     let (address, prefix) = split_at_byte(value, b'/', false).ok_or(ArgError {
                         message: "--ip takes A.B.C.D/N",
@@ -260,14 +278,19 @@ impl<'a> Config<'a> {
             (false, false, None) if config.ping.is_some() => Mode::Ping,
             (false, false, None) => Mode::BootCheck,
         };
-        if (config.reconnect || config.keepalive_ms > 0) && config.mode != Mode::ReverseEcho {
+        let client_option = if config.reconnect {
+            Some("--reconnect")
+        } else if config.keepalive_ms > 0 {
+            Some("--keepalive-ms")
+        } else if config.window > 1 {
+            Some("--window")
+        } else {
+            None
+        };
+        if let Some(option) = client_option.filter(|_| config.mode != Mode::ReverseEcho) {
             return err(
-                "--reconnect and --keepalive-ms need --url without --echo",
-                if config.reconnect {
-                    "--reconnect"
-                } else {
-                    "--keepalive-ms"
-                },
+                "--reconnect, --keepalive-ms and --window need --url without --echo",
+                option,
             );
         }
         Ok(config)
@@ -413,6 +436,9 @@ mod tests {
         assert_eq!((c.reconnect, c.keepalive_ms), (false, 0));
         let c = parse_line("fw --url ws://10.0.2.2/ --reconnect --keepalive-ms 500").unwrap();
         assert_eq!((c.reconnect, c.keepalive_ms), (true, 500));
+        assert_eq!(c.window, 1);
+        let c = parse_line("fw --url ws://10.0.2.2/ --window 16").unwrap();
+        assert_eq!(c.window, 16);
     }
 
     #[test]
@@ -473,12 +499,18 @@ mod tests {
             ("f --crash boom", "--crash takes panic or hardfault: boom"),
             (
                 "f --reconnect",
-                "--reconnect and --keepalive-ms need --url without --echo: --reconnect",
+                "--reconnect, --keepalive-ms and --window need --url without --echo: --reconnect",
             ),
             (
                 "f --url ws://1.2.3.4 --echo --keepalive-ms 9",
-                "--reconnect and --keepalive-ms need --url without --echo: --keepalive-ms",
+                "--reconnect, --keepalive-ms and --window need --url without --echo: --keepalive-ms",
             ),
+            (
+                "f --autobahn ws://1.2.3.4 --window 2",
+                "--reconnect, --keepalive-ms and --window need --url without --echo: --window",
+            ),
+            ("f --window 0", "--window takes a number from 1 to 16: 0"),
+            ("f --window 17", "--window takes a number from 1 to 16: 17"),
         ] {
             assert_eq!(parse_line(line).unwrap_err(), expected, "{line}");
         }
