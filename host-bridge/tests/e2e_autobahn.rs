@@ -59,8 +59,9 @@ fn why_unclean(outdir: &Path, result: &serde_json::Value) -> String {
 }
 
 /// Reads an Autobahn report's index.json and checks every case's outcome.
-/// Returns (cases, per-outcome counts) or panics listing the failures.
-fn check_report(outdir: &Path, agent: &str) -> String {
+/// Returns (cases, per-outcome counts) or panics listing the failures, followed
+/// by `context` (the other side's log: why it ended a connection).
+fn check_report(outdir: &Path, agent: &str, context: &str) -> String {
     let index = outdir.join("index.json");
     let text = std::fs::read_to_string(&index)
         .unwrap_or_else(|e| panic!("no Autobahn report at {}: {e}", index.display()));
@@ -85,7 +86,7 @@ fn check_report(outdir: &Path, agent: &str) -> String {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} Autobahn cases failed for {agent} (report: {}):\n{}",
+        "{} of {} Autobahn cases failed for {agent} (report: {}):\n{}\n{context}",
         failures.len(),
         cases.len(),
         outdir.display(),
@@ -138,7 +139,10 @@ fn server_passes_autobahn_fuzzing_client() {
         .status()
         .expect("run wstest");
     assert!(status.success(), "wstest fuzzingclient failed: {status}");
-    check_report(&outdir, "host-bridge");
+    // The server logs (warnings, with --quiet) every connection it drops
+    // without a closing handshake, and why.
+    let server_log = format!("--- host-bridge serve\n{}", server.log_tail(40));
+    check_report(&outdir, "host-bridge", &server_log);
 }
 
 #[test]
@@ -178,5 +182,9 @@ fn firmware_passes_autobahn_fuzzing_server() {
         "{run}\n--- wstest\n{}",
         fuzzing_server.log_tail(30)
     );
-    check_report(&outdir, "firmware");
+    let firmware_log = format!(
+        "--- the firmware's log: {}",
+        dir.join("firmware.log").display()
+    );
+    check_report(&outdir, "firmware", &firmware_log);
 }

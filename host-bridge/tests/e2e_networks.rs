@@ -137,7 +137,10 @@ fn window_of_sixteen_on_an_impaired_wire_every_echo_once_in_order() {
         assert_eq!(received, in_order, "{run}");
         let sent_2 = run.stdout.find("sent 2:").expect("message 2 sent");
         let received_1 = run.stdout.find("received 1 ").expect("echo 1 received");
-        assert!(sent_2 < received_1, "no message sent ahead of an echo:\n{run}");
+        assert!(
+            sent_2 < received_1,
+            "no message sent ahead of an echo:\n{run}"
+        );
     }
 }
 

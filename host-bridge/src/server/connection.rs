@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
-use tracing::{debug, info, Level};
+use tracing::{debug, info, warn, Level};
 use websocket::{close_code, CloseState, Connection, Event, MessageKind, Protocol, Role};
 
 use super::{NoRng, ServerConfig, Shared, MAX_READ, OUT_BATCH, READ_BUF};
@@ -71,7 +71,11 @@ pub(super) async fn run_connection(
         }
         tokio::select! {
             r = link.stream.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => return link.ended_with,
+                Ok(0) => return link.ended_with,
+                Err(e) => {
+                    info!("{peer}: connection lost: {e}");
+                    return link.ended_with;
+                }
                 Ok(_) => {
                     link.last_rx = Instant::now();
                     link.pinged = false;
@@ -228,9 +232,11 @@ impl<'a> Link<'a> {
             self.cfg,
         )
         .await;
-        if let Err(e) = sent {
-            debug!("{peer}: {e}");
-            if matches!(e, SendError::Io) {
+        match sent {
+            Ok(()) => {}
+            Err(SendError::Protocol(e)) => debug!("{peer}: reply not sent: {e}"),
+            Err(SendError::Io(why)) => {
+                warn!("{peer}: connection dropped: sending the reply failed: {why}");
                 return Err(Gone);
             }
         }
@@ -275,9 +281,13 @@ impl<'a> Link<'a> {
     /// Writes everything queued; false if the client is gone (or does not read
     /// within the idle timeout).
     async fn flush(&mut self) -> bool {
-        write_out(self.stream, &mut self.out, self.cfg)
-            .await
-            .is_ok()
+        match write_out(self.stream, &mut self.out, self.cfg).await {
+            Ok(()) => true,
+            Err(why) => {
+                warn!("{}: connection dropped: sending failed: {why}", self.peer);
+                false
+            }
+        }
     }
 
     /// The timer fired at `now`: give up on a close that got no answer, close an
@@ -285,6 +295,10 @@ impl<'a> Link<'a> {
     fn on_timer(&mut self, now: Instant) -> bool {
         let cfg = self.cfg;
         if self.close_deadline.is_some_and(|d| now >= d) {
+            warn!(
+                "{}: connection dropped: no answer to our close frame within {:?}",
+                self.peer, cfg.close_timeout
+            );
             return false;
         }
         if self.close_deadline.is_none() && now >= self.last_rx + cfg.idle_timeout {
@@ -335,15 +349,34 @@ fn preview(kind: MessageKind, data: &[u8]) -> String {
 
 enum SendError {
     Protocol(websocket::Error),
-    Io,
+    /// The client is gone, or read nothing for the idle timeout: why.
+    Io(WriteFailed),
 }
 
-impl std::fmt::Display for SendError {
+/// Why a write to the client failed.
+enum WriteFailed {
+    Error(std::io::Error),
+    Stalled(Duration),
+}
+
+impl std::fmt::Display for WriteFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Protocol(e) => write!(f, "reply not sent: {e}"),
-            SendError::Io => f.write_str("write failed"),
+            WriteFailed::Error(e) => write!(f, "{e}"),
+            WriteFailed::Stalled(t) => write!(f, "the client read nothing for {t:?}"),
         }
+    }
+}
+
+/// A write bounded by the idle timeout, its failure said.
+async fn bounded_write(
+    cfg: &ServerConfig,
+    write: impl std::future::Future<Output = std::io::Result<()>>,
+) -> Result<(), WriteFailed> {
+    match timeout(cfg.idle_timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(WriteFailed::Error(e)),
+        Err(_) => Err(WriteFailed::Stalled(cfg.idle_timeout)),
     }
 }
 
@@ -375,20 +408,18 @@ async fn queue_message(
         out.extend_from_slice(msg);
         out.extend_from_slice(&tail[..t]);
         if out.len() >= OUT_BATCH {
-            write_out(stream, out, cfg).await?;
+            write_out(stream, out, cfg).await.map_err(SendError::Io)?;
         }
         return Ok(());
     }
     // What is queued, then the frame, without copying the message: one `writev`
     // when the socket takes it all.
     let parts = [&out[..], &head[..h], msg, &tail[..t]];
-    match timeout(cfg.idle_timeout, write_all_vectored(stream, parts)).await {
-        Ok(Ok(())) => {
-            out.clear();
-            Ok(())
-        }
-        _ => Err(SendError::Io),
-    }
+    bounded_write(cfg, write_all_vectored(stream, parts))
+        .await
+        .map_err(SendError::Io)?;
+    out.clear();
+    Ok(())
 }
 
 /// Writes all of `parts`, in order, with as few system calls as the socket allows.
@@ -409,15 +440,11 @@ async fn write_out(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     cfg: &ServerConfig,
-) -> Result<(), SendError> {
+) -> Result<(), WriteFailed> {
     if out.is_empty() {
         return Ok(());
     }
-    match timeout(cfg.idle_timeout, stream.write_all(out)).await {
-        Ok(Ok(())) => {
-            out.clear();
-            Ok(())
-        }
-        _ => Err(SendError::Io),
-    }
+    bounded_write(cfg, stream.write_all(out)).await?;
+    out.clear();
+    Ok(())
 }
