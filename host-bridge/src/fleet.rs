@@ -134,15 +134,7 @@ pub async fn run(cfg: FleetConfig, interrupted: impl Future<Output = ()>) -> Res
         "board numbers must stay below 2^24 (24 bits of the MAC address)"
     );
     let repo = qemu::repo_root();
-    let image = match cfg.image.clone() {
-        Some(i) => i,
-        None => qemu::default_image(&repo)?,
-    };
-    anyhow::ensure!(
-        image.exists(),
-        "no firmware image at {} (build it: ci/cargo-firmware build)",
-        image.display()
-    );
+    let image = qemu::image_or_default(cfg.image.clone(), &repo)?;
     let on_bridge = !cfg.user_net && netns::is_root();
     if !on_bridge && !cfg.user_net {
         tracing::warn!("not root: every board on its own QEMU user network instead of the bridge");
@@ -360,13 +352,7 @@ impl Segment {
 
     fn listen_tcp(&self, port: u16) -> Result<TcpListener> {
         let addr = SocketAddr::from((HOST_IP, port));
-        let l = self.ns.enter(move || {
-            let l = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("listen on {addr} in the namespace"))?;
-            l.set_nonblocking(true)?;
-            Ok(l)
-        })?;
-        TcpListener::from_std(l).context("register the listener with tokio")
+        netns::listen_tcp(&self.ns, addr)
     }
 
     fn sockets(&self, k: u32) -> (PathBuf, PathBuf) {

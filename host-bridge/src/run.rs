@@ -66,15 +66,7 @@ pub async fn run(
 ) -> Result<u8> {
     let repo = qemu::repo_root();
     let direct = direct_path(&cfg);
-    let image = match cfg.image {
-        Some(i) => i,
-        None => qemu::default_image(&repo)?,
-    };
-    anyhow::ensure!(
-        image.exists(),
-        "no firmware image at {} (build it: ci/cargo-firmware build)",
-        image.display()
-    );
+    let image = qemu::image_or_default(cfg.image, &repo)?;
     let use_bridge = !cfg.user_net && netns::is_root();
     if !use_bridge && !cfg.user_net {
         tracing::warn!("{}", crate::privilege::rootless_diagnosis());
