@@ -3,7 +3,7 @@
 //! (independent of the `websocket` crate), and the Python test clients.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -65,6 +65,37 @@ pub fn has_python3() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Starts `cmd` with its stderr (`from_stderr`) or else its stdout piped, and
+/// hands each line of that to `ready` until it returns true; returns the child
+/// and a thread that collects the lines after (so that the child never blocks
+/// on a full pipe).
+pub fn spawn_until_ready(
+    mut cmd: Command,
+    from_stderr: bool,
+    mut ready: impl FnMut(&str) -> bool,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    if from_stderr {
+        cmd.stderr(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn host-bridge");
+    let out: Box<dyn Read + Send> = if from_stderr {
+        Box::new(child.stderr.take().expect("stderr"))
+    } else {
+        Box::new(child.stdout.take().expect("stdout"))
+    };
+    let mut lines = BufReader::new(out).lines();
+    for line in lines.by_ref() {
+        if ready(&line.expect("a line of its output")) {
+            break;
+        }
+    }
+    let rest =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    (child, rest)
 }
 
 /// Runs `cmd` with a time limit (reading its output meanwhile); kills it when over.
