@@ -277,13 +277,7 @@ impl Bridge {
     /// A TCP listener on the host address inside the namespace.
     pub fn listen_tcp(&self, port: u16) -> Result<tokio::net::TcpListener> {
         let addr = SocketAddr::V4(SocketAddrV4::new(self.cfg.host_ip, port));
-        let std_listener = self.ns.enter(move || {
-            let l = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("listen on {addr} in the namespace"))?;
-            l.set_nonblocking(true)?;
-            Ok(l)
-        })?;
-        tokio::net::TcpListener::from_std(std_listener).context("register the listener with tokio")
+        netns::listen_tcp(&self.ns, addr)
     }
 
     /// Switches the link (the cable between tap and QEMU) up or down by hand.

@@ -40,8 +40,8 @@ use crate::bridge::{self, Dhcp, SockDir};
 use crate::netns::{self, Netns};
 use crate::qemu;
 use crate::relay::{bind_unix, Port, Relay, RelayConfig};
-use crate::run::SLIRP_HOST;
-use crate::server::{self, ServerConfig};
+use crate::run::{BootConfig, SLIRP_HOST};
+use crate::server;
 
 /// The segment's host address; boards lease from the rest of the /16.
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -55,8 +55,9 @@ const BRIDGE_MAC: &str = "52:54:02:00:00:01";
 /// What to boot, how many, and against which server.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
-    /// Firmware image (`None`: what `ci/cargo-firmware path` prints).
-    pub image: Option<PathBuf>,
+    /// What every board boots, on which network, and our server (its port
+    /// and firmware arguments as for `run`).
+    pub boot: BootConfig,
     /// How many boards.
     pub boards: u32,
     /// The first board's number: board K has MAC 52:54:01:KK:KK:KK and tap `fbK`,
@@ -64,20 +65,10 @@ pub struct FleetConfig {
     pub first_board: u32,
     /// Most boards running at once.
     pub wave: usize,
-    /// QEMU's user network even when root.
-    pub user_net: bool,
     /// A server elsewhere (`ws://HOST:PORT/PATH`) instead of our own.
     pub server_url: Option<String>,
-    /// Our server's port (default 8000 on the bridge, any on 127.0.0.1).
-    pub port: Option<u16>,
     /// Impairment of every board's cable (each board's seed is this seed + K).
     pub relay: RelayConfig,
-    /// Our server.
-    pub server: ServerConfig,
-    /// Seconds before a board's QEMU is killed.
-    pub timeout_s: u64,
-    /// The firmware's arguments (`--url` is added unless given).
-    pub firmware_args: Vec<String>,
 }
 
 /// How one board did.
@@ -134,17 +125,9 @@ pub async fn run(cfg: FleetConfig, interrupted: impl Future<Output = ()>) -> Res
         "board numbers must stay below 2^24 (24 bits of the MAC address)"
     );
     let repo = qemu::repo_root();
-    let image = match cfg.image.clone() {
-        Some(i) => i,
-        None => qemu::default_image(&repo)?,
-    };
-    anyhow::ensure!(
-        image.exists(),
-        "no firmware image at {} (build it: ci/cargo-firmware build)",
-        image.display()
-    );
-    let on_bridge = !cfg.user_net && netns::is_root();
-    if !on_bridge && !cfg.user_net {
+    let image = qemu::image_or_default(cfg.boot.image.clone(), &repo)?;
+    let on_bridge = cfg.boot.on_bridge();
+    if !on_bridge && !cfg.boot.user_net {
         tracing::warn!("not root: every board on its own QEMU user network instead of the bridge");
     }
     let segment = if on_bridge {
@@ -153,22 +136,17 @@ pub async fn run(cfg: FleetConfig, interrupted: impl Future<Output = ()>) -> Res
         None
     };
     let listener = match &segment {
-        Some(seg) => seg.listen_tcp(cfg.port.unwrap_or(8000))?,
-        None => {
-            let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port.unwrap_or(0)));
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("listen on {addr}"))?
-        }
+        Some(seg) => seg.listen_tcp(cfg.boot.bridge_port())?,
+        None => cfg.boot.listen_local().await?,
     };
     let port = listener.local_addr()?.port();
     let stop_server = CancellationToken::new();
     let (path, srv) = match &cfg.server_url {
         None => (
-            cfg.server.path.clone(),
+            cfg.boot.server.path.clone(),
             tokio::spawn(server::serve(
                 listener,
-                cfg.server.clone(),
+                cfg.boot.server.clone(),
                 stop_server.clone(),
             )),
         ),
@@ -193,10 +171,10 @@ pub async fn run(cfg: FleetConfig, interrupted: impl Future<Output = ()>) -> Res
         (None, false) => format!("ws://{SLIRP_HOST}:{port}{path}"),
     };
     let mut args = Vec::new();
-    if !cfg.firmware_args.iter().any(|a| a == "--url") {
+    if !cfg.boot.firmware_args.iter().any(|a| a == "--url") {
         args.extend(["--url".to_string(), url]);
     }
-    args.extend(cfg.firmware_args.iter().cloned());
+    args.extend(cfg.boot.firmware_args.iter().cloned());
     tracing::info!(
         "fleet: boards {}..{}, {} at a time, firmware arguments: {}",
         cfg.first_board,
@@ -209,7 +187,7 @@ pub async fn run(cfg: FleetConfig, interrupted: impl Future<Output = ()>) -> Res
         runner: repo.join("ci/qemu-run"),
         image,
         args,
-        timeout_s: cfg.timeout_s,
+        timeout_s: cfg.boot.timeout_s,
     });
     let segment = segment.map(Arc::new);
     let stop_boards = CancellationToken::new();
@@ -360,13 +338,7 @@ impl Segment {
 
     fn listen_tcp(&self, port: u16) -> Result<TcpListener> {
         let addr = SocketAddr::from((HOST_IP, port));
-        let l = self.ns.enter(move || {
-            let l = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("listen on {addr} in the namespace"))?;
-            l.set_nonblocking(true)?;
-            Ok(l)
-        })?;
-        TcpListener::from_std(l).context("register the listener with tokio")
+        netns::listen_tcp(&self.ns, addr)
     }
 
     fn sockets(&self, k: u32) -> (PathBuf, PathBuf) {

@@ -436,6 +436,22 @@ mod tests {
         f
     }
 
+    /// An impairer of `cfg` and `seed` that has been given `frames`, all at the
+    /// returned instant, with its counters.
+    fn fed(
+        cfg: Impairment,
+        seed: u64,
+        frames: impl IntoIterator<Item = Vec<u8>>,
+    ) -> (Impairer, Counters, Instant) {
+        let c = Counters::default();
+        let mut imp = Impairer::new(cfg, seed);
+        let t = Instant::now();
+        for f in frames {
+            imp.push(t, f, &c);
+        }
+        (imp, c, t)
+    }
+
     fn drain(imp: &mut Impairer, until: Instant) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         while let Some(f) = imp.pop_due(until) {
@@ -507,12 +523,7 @@ mod tests {
 
     #[test]
     fn transparent_keeps_order_and_time() {
-        let c = Counters::default();
-        let mut imp = Impairer::new(Impairment::default(), 1);
-        let t = Instant::now();
-        for n in 0..10 {
-            imp.push(t, frame(n), &c);
-        }
+        let (mut imp, _, t) = fed(Impairment::default(), 1, (0..10).map(frame));
         let out = drain(&mut imp, t);
         assert_eq!(
             out.iter().map(|f| f[20]).collect::<Vec<_>>(),
@@ -524,12 +535,7 @@ mod tests {
     fn same_seed_same_choices() {
         let cfg: Impairment = "loss=0.3,dup=0.2,corrupt=0.2,jitter=3ms".parse().unwrap();
         let run = |seed| {
-            let c = Counters::default();
-            let mut imp = Impairer::new(cfg, seed);
-            let t = Instant::now();
-            for n in 0..200 {
-                imp.push(t, frame(n as u8), &c);
-            }
+            let (mut imp, c, t) = fed(cfg, seed, (0..200u8).map(frame));
             (drain(&mut imp, t + Duration::from_secs(1)), c.snapshot())
         };
         let (a, ca) = run(7);
@@ -543,11 +549,7 @@ mod tests {
 
     #[test]
     fn reorder_swaps_neighbours() {
-        let c = Counters::default();
-        let mut imp = Impairer::new("reorder=1".parse().unwrap(), 3);
-        let t = Instant::now();
-        imp.push(t, frame(1), &c);
-        imp.push(t, frame(2), &c);
+        let (mut imp, c, t) = fed("reorder=1".parse().unwrap(), 3, [frame(1), frame(2)]);
         let out = drain(&mut imp, t);
         assert_eq!(out.iter().map(|f| f[20]).collect::<Vec<_>>(), vec![2, 1]);
         // A held frame with no successor still goes out, late.
@@ -558,25 +560,16 @@ mod tests {
 
     #[test]
     fn rate_spaces_frames() {
-        let c = Counters::default();
         // 60-byte frames at 48 kbit/s: 10 ms each.
-        let mut imp = Impairer::new("rate=48kbit".parse().unwrap(), 3);
-        let t = Instant::now();
-        for n in 0..5 {
-            imp.push(t, frame(n), &c);
-        }
+        let (mut imp, _, t) = fed("rate=48kbit".parse().unwrap(), 3, (0..5).map(frame));
         assert_eq!(drain(&mut imp, t + Duration::from_millis(25)).len(), 2);
         assert_eq!(drain(&mut imp, t + Duration::from_millis(50)).len(), 3);
     }
 
     #[test]
     fn corruption_spares_the_ethernet_header() {
-        let c = Counters::default();
-        let mut imp = Impairer::new("corrupt=1".parse().unwrap(), 9);
-        let t = Instant::now();
-        for _ in 0..50 {
-            imp.push(t, vec![0u8; 20], &c);
-        }
+        let headers = std::iter::repeat_n(vec![0u8; 20], 50);
+        let (mut imp, _, t) = fed("corrupt=1".parse().unwrap(), 9, headers);
         for f in drain(&mut imp, t) {
             assert_eq!(&f[..14], &[0u8; 14]);
             assert_eq!(f.iter().map(|b| b.count_ones()).sum::<u32>(), 1);

@@ -13,7 +13,7 @@ use host_bridge::fleet::FleetConfig;
 use host_bridge::impair::Impairment;
 use host_bridge::netns;
 use host_bridge::relay::RelayConfig;
-use host_bridge::run::RunConfig;
+use host_bridge::run::{BootConfig, RunConfig};
 use host_bridge::server::{self, ServerConfig};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -556,15 +556,17 @@ async fn run(cli: Cli) -> Result<u8> {
             firmware_args,
         } => {
             let cfg = RunConfig {
-                image,
-                user_net,
+                boot: BootConfig {
+                    image,
+                    user_net,
+                    timeout_s: timeout,
+                    port: bridge.port,
+                    server: server.config()?,
+                    firmware_args,
+                },
                 auto_args: !no_auto_args,
                 mac,
-                timeout_s: timeout,
                 bridge: bridge.config(),
-                port: bridge.port,
-                server: server.config()?,
-                firmware_args,
                 gdb,
                 relay,
             };
@@ -572,22 +574,24 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Cmd::Fleet(a) => {
             let cfg = FleetConfig {
-                image: a.image,
+                boot: BootConfig {
+                    image: a.image,
+                    user_net: a.user_net,
+                    timeout_s: a.timeout,
+                    port: a.port,
+                    server: a.server_args.config()?,
+                    firmware_args: a.firmware_args,
+                },
                 boards: a.boards,
                 first_board: a.first_board,
                 wave: a.wave,
-                user_net: a.user_net,
                 server_url: a.server,
-                port: a.port,
                 relay: RelayConfig {
                     seed: a.seed,
                     to_guest: a.impair,
                     to_host: a.impair,
                     pcap: None,
                 },
-                server: a.server_args.config()?,
-                timeout_s: a.timeout,
-                firmware_args: a.firmware_args,
             };
             let report = host_bridge::fleet::run(cfg, signals.recv()).await?;
             for b in report

@@ -7,6 +7,7 @@
 //! that died without running its destructors (SIGKILL).
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -187,4 +188,16 @@ pub fn open_tap(ns: &Netns, name: &str) -> Result<tun::Device> {
             });
         tun::Device::new(&cfg).with_context(|| format!("open tap {name}"))
     })
+}
+
+/// A TCP listener on `addr` inside `ns`, registered with tokio (for a server that
+/// the guests reach on their segment while we stay in the host's namespace).
+pub fn listen_tcp(ns: &Netns, addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+    let l = ns.enter(move || {
+        let l = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("listen on {addr} in the namespace"))?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })?;
+    tokio::net::TcpListener::from_std(l).context("register the listener with tokio")
 }

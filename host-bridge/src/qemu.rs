@@ -34,6 +34,21 @@ pub fn default_image(repo: &Path) -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
+/// The image to boot: `image` if given, else [`default_image`]; an error, saying
+/// how to build it, where there is no file (`run` and `fleet` both boot it).
+pub fn image_or_default(image: Option<PathBuf>, repo: &Path) -> Result<PathBuf> {
+    let image = match image {
+        Some(i) => i,
+        None => default_image(repo)?,
+    };
+    anyhow::ensure!(
+        image.exists(),
+        "no firmware image at {} (build it: ci/cargo-firmware build)",
+        image.display()
+    );
+    Ok(image)
+}
+
 /// A QEMU run in its own process group (so that it, `timeout` and QEMU are
 /// stopped together).
 pub struct Qemu {

@@ -24,29 +24,58 @@ use crate::server::{self, ServerConfig};
 /// The host's address as QEMU's user network shows it to the guest.
 pub(crate) const SLIRP_HOST: &str = "10.0.2.2";
 
-/// What to boot, and on which network.
+/// What `run` and `fleet` both boot, on which network, and the server they
+/// boot against.
 #[derive(Debug, Clone)]
-pub struct RunConfig {
+pub struct BootConfig {
     /// Firmware image (`None`: what `ci/cargo-firmware path` prints).
     pub image: Option<PathBuf>,
     /// QEMU's user network even when root (the bridge needs root).
     pub user_net: bool,
-    /// Add `--url`, `--ip` and `--gateway` to the firmware's arguments where
-    /// they lack them.
-    pub auto_args: bool,
-    /// The board's MAC address.
-    pub mac: String,
     /// Seconds before QEMU is killed (exit status 124).
     pub timeout_s: u64,
-    /// The bridge, when there is one.
-    pub bridge: BridgeConfig,
     /// The server's port (default: 8000 on the bridge, any free port on the
     /// user network, so that parallel runs don't collide).
     pub port: Option<u16>,
     /// The server.
     pub server: ServerConfig,
-    /// The firmware's own arguments.
+    /// The firmware's own arguments (`--url` is added where they lack it).
     pub firmware_args: Vec<String>,
+}
+
+impl BootConfig {
+    /// Whether QEMU goes on a bridge: root, and the user network not asked for.
+    pub(crate) fn on_bridge(&self) -> bool {
+        !self.user_net && netns::is_root()
+    }
+
+    /// The server's port on a bridge.
+    pub(crate) fn bridge_port(&self) -> u16 {
+        self.port.unwrap_or(8000)
+    }
+
+    /// The server's listener for the user network: on 127.0.0.1, which QEMU's
+    /// slirp shows the guest as [`SLIRP_HOST`].
+    pub(crate) async fn listen_local(&self) -> Result<TcpListener> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port.unwrap_or(0)));
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listen on {addr}"))
+    }
+}
+
+/// What to boot, and on which network.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The image, the network, the server and the firmware's arguments.
+    pub boot: BootConfig,
+    /// Add `--url`, `--ip` and `--gateway` to the firmware's arguments where
+    /// they lack them.
+    pub auto_args: bool,
+    /// The board's MAC address.
+    pub mac: String,
+    /// The bridge, when there is one.
+    pub bridge: BridgeConfig,
     /// Start QEMU halted with its gdb stub on 127.0.0.1:PORT (a number) or on a
     /// unix socket (a path); `ci/qemu-run` prints the command that attaches.
     pub gdb: Option<String>,
@@ -66,17 +95,9 @@ pub async fn run(
 ) -> Result<u8> {
     let repo = qemu::repo_root();
     let direct = direct_path(&cfg);
-    let image = match cfg.image {
-        Some(i) => i,
-        None => qemu::default_image(&repo)?,
-    };
-    anyhow::ensure!(
-        image.exists(),
-        "no firmware image at {} (build it: ci/cargo-firmware build)",
-        image.display()
-    );
-    let use_bridge = !cfg.user_net && netns::is_root();
-    if !use_bridge && !cfg.user_net {
+    let image = qemu::image_or_default(cfg.boot.image.clone(), &repo)?;
+    let use_bridge = cfg.boot.on_bridge();
+    if !use_bridge && !cfg.boot.user_net {
         tracing::warn!("{}", crate::privilege::rootless_diagnosis());
     }
     let (br, listener) = if use_bridge {
@@ -91,7 +112,7 @@ pub async fn run(
         }
         bridge_cfg.direct = direct;
         let mut br = Bridge::start(bridge_cfg)?;
-        let l = br.listen_tcp(cfg.port.unwrap_or(8000))?;
+        let l = br.listen_tcp(cfg.boot.bridge_port())?;
         br.drop_privileges()?;
         std::fs::File::open(&image).with_context(|| {
             format!(
@@ -102,11 +123,7 @@ pub async fn run(
         })?;
         (Some(br), l)
     } else {
-        let addr = SocketAddr::from(([127, 0, 0, 1], cfg.port.unwrap_or(0)));
-        let l = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listen on {addr}"))?;
-        (None, l)
+        (None, cfg.boot.listen_local().await?)
     };
     let mut args = Vec::new();
     if cfg.auto_args {
@@ -116,21 +133,21 @@ pub async fn run(
         } else {
             SLIRP_HOST.into()
         };
-        let url = format!("ws://{host}:{port}{}", cfg.server.path);
+        let url = format!("ws://{host}:{port}{}", cfg.boot.server.path);
         let static_ip = (use_bridge && !cfg.bridge.dhcp).then_some(&cfg.bridge);
-        args = missing_args(&cfg.firmware_args, &url, static_ip);
+        args = missing_args(&cfg.boot.firmware_args, &url, static_ip);
     }
-    args.extend(cfg.firmware_args);
+    args.extend(cfg.boot.firmware_args);
 
     let stop = CancellationToken::new();
-    let srv = tokio::spawn(server::serve(listener, cfg.server, stop.clone()));
+    let srv = tokio::spawn(server::serve(listener, cfg.boot.server, stop.clone()));
     let boot = QemuRun {
         runner: repo.join("ci/qemu-run"),
         image,
         args,
         net: br.as_ref().map(|b| b.qemu_net_options(&cfg.mac)),
         mac: Some(cfg.mac),
-        timeout_s: Some(cfg.timeout_s),
+        timeout_s: Some(cfg.boot.timeout_s),
         gdb: cfg.gdb,
         pass_fd: br.as_ref().and_then(Bridge::qemu_fd),
     };

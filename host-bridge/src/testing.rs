@@ -232,17 +232,33 @@ impl Server {
         Server::start_with(ServerConfig::default())
     }
 
-    /// Starts it with `cfg` on a free port (bound to port 0: nothing to race for).
+    /// Starts it with `cfg` on a free port (bound to port 0: nothing to race for),
+    /// on tokio's current-thread runtime.
     pub fn start_with(cfg: ServerConfig) -> Result<Server> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("a runtime for the server")?;
+        Server::start_on(rt, cfg)
+    }
+
+    /// The same on a multi-thread runtime of `workers` threads: for tests whose
+    /// stalled or flooding clients must not hold up the replies to the others.
+    pub fn start_with_workers(cfg: ServerConfig, workers: usize) -> Result<Server> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .context("a runtime for the server")?;
+        Server::start_on(rt, cfg)
+    }
+
+    fn start_on(rt: tokio::runtime::Runtime, cfg: ServerConfig) -> Result<Server> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let stop = CancellationToken::new();
         let token = stop.clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("a runtime for the server")?;
         let thread = std::thread::spawn(move || {
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
@@ -265,6 +281,11 @@ impl Server {
     /// The port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Its address (127.0.0.1 and the port), as clients on this machine reach it.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Its URL as the guest sees it on QEMU's user network.

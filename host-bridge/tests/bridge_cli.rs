@@ -38,36 +38,26 @@ impl Drop for Guard {
 
 /// Starts `host-bridge bridge ARGS`; returns it and its namespace's name once ready.
 fn start_bridge(args: &[&str]) -> (Guard, String, std::thread::JoinHandle<String>) {
-    let mut child = Command::new(BIN)
-        .args(["--quiet", "bridge"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--quiet", "bridge"])
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn host-bridge bridge");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut ns = None;
-    let mut net = None;
-    for line in lines.by_ref() {
-        let line = line.expect("line");
+        .stderr(Stdio::inherit());
+    let (mut ns, mut net) = (None, None);
+    let (child, rest) = spawn_until_ready(cmd, false, |line| {
         if let Some(n) = line.strip_prefix("netns=") {
             ns = Some(n.to_owned());
         }
         if let Some(n) = line.strip_prefix("FIRMWARE_NET=") {
             net = Some(n.to_owned());
         }
-        if line == "ready" {
-            break;
-        }
-    }
+        line == "ready"
+    });
     let ns = ns.expect("bridge printed its namespace");
     let net = net.expect("bridge printed FIRMWARE_NET");
     assert!(
         net.contains("-netdev dgram,id=n0,local.type=unix") && net.contains("model=stellaris"),
         "{net}"
     );
-    let rest =
-        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
     (Guard(child), ns, rest)
 }
 
@@ -190,9 +180,10 @@ fn fake_repo(behaviour: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Runs `host-bridge run` with the fake QEMU; returns its output and the
-/// namespaces of that host-bridge process still present afterwards.
-fn run_with_fake_qemu(behaviour: &str, extra: &[&str]) -> (std::process::Output, Vec<String>) {
+/// Runs `host-bridge run` with the fake QEMU and checks that it exits with
+/// `status`; returns its stdout and the namespaces of that host-bridge process
+/// still present afterwards.
+fn run_with_fake_qemu(behaviour: &str, extra: &[&str], status: i32) -> (String, Vec<String>) {
     let repo = fake_repo(behaviour);
     let mut cmd = Command::new(BIN);
     cmd.env("HOST_BRIDGE_REPO", &repo)
@@ -201,7 +192,13 @@ fn run_with_fake_qemu(behaviour: &str, extra: &[&str]) -> (std::process::Output,
         .args(["--", "--proto", "hixie76", "--count", "2"]);
     let out = output_within(cmd, Duration::from_secs(30));
     let _ = std::fs::remove_dir_all(&repo);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pid = stdout
         .lines()
         .find_map(|l| l.strip_prefix("firmware| bridge-pid="))
@@ -216,7 +213,7 @@ fn run_with_fake_qemu(behaviour: &str, extra: &[&str]) -> (std::process::Output,
                 .collect()
         })
         .unwrap_or_default();
-    (out, left)
+    (stdout, left)
 }
 
 #[test]
@@ -224,14 +221,7 @@ fn run_passes_the_bridge_to_qemu_run_and_exits_with_the_firmware_status() {
     if !can_run() {
         return;
     }
-    let (out, left) = run_with_fake_qemu("exit 3", &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, left) = run_with_fake_qemu("exit 3", &[], 3);
     assert!(stdout.contains("firmware| image=/dev/null"), "{stdout}");
     assert!(
         stdout.contains(
@@ -259,9 +249,7 @@ fn run_passes_the_bridge_to_qemu_run_and_exits_with_the_firmware_status() {
     );
     assert!(left.is_empty(), "left behind: {left:?}");
     // --relay: the relay's dgram socket instead.
-    let (out, left) = run_with_fake_qemu("exit 3", &["--relay"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let (stdout, left) = run_with_fake_qemu("exit 3", &["--relay"], 3);
     assert!(
         stdout.contains("net=-netdev dgram,id=n0,local.type=unix,local.path=/"),
         "{stdout}"
@@ -274,16 +262,13 @@ fn run_cleans_up_after_qemu_crashes() {
     if !can_run() {
         return;
     }
-    let (out, left) = run_with_fake_qemu("kill -SEGV $$", &[]);
-    assert_eq!(out.status.code(), Some(128 + 11), "{out:?}");
+    let (_, left) = run_with_fake_qemu("kill -SEGV $$", &[], 128 + 11);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
 fn run_on_the_user_network_needs_no_namespace() {
-    let (out, left) = run_with_fake_qemu("exit 0", &["--user-net"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (stdout, left) = run_with_fake_qemu("exit 0", &["--user-net"], 0);
     assert!(
         stdout.contains("firmware| args=--url ws://10.0.2.2:"),
         "{stdout}"
@@ -515,12 +500,11 @@ fn sigusr1_to_run_takes_the_link_down_and_up() {
         return;
     }
     // The cable is the relay's: `--relay` keeps it on the fast path's default.
-    let (out, left) = run_with_fake_qemu(
+    let (stdout, left) = run_with_fake_qemu(
         "kill -USR1 $PPID; sleep 0.3; kill -USR1 $PPID; sleep 0.3; exit 0",
         &["--relay"],
+        0,
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
     let down = stdout.find("\nlink down\n");
     let up = stdout.find("\nlink up\n");
     assert!(

@@ -93,15 +93,27 @@ impl Rig {
         }
     }
 
-    /// Runs `program args` inside the guest namespace, bounded in time.
-    async fn in_guest(
+    /// Pings the host (192.168.76.1) from the guest namespace: `count` answers
+    /// asked for, `interval` apart, for at most `deadline_s` (ping's `-w`), and
+    /// the whole run bounded by `limit`.
+    async fn ping_host(
         &self,
-        program: &str,
-        args: &[&str],
+        count: u32,
+        interval: &str,
+        deadline_s: u32,
         limit: Duration,
     ) -> std::process::Output {
-        let mut cmd = self.guest.command(program);
-        cmd.args(args);
+        let mut cmd = self.guest.command("ping");
+        let (count, deadline) = (count.to_string(), deadline_s.to_string());
+        cmd.args([
+            "-c",
+            &count,
+            "-i",
+            interval,
+            "-w",
+            &deadline,
+            "192.168.76.1",
+        ]);
         tokio::task::spawn_blocking(move || output_within(cmd, limit))
             .await
             .expect("join")
@@ -268,13 +280,7 @@ async fn clean_wire_relays_ping_and_tcp_and_writes_a_valid_pcap() {
         ..RelayConfig::default()
     });
     if has_ping() {
-        let ping = rig
-            .in_guest(
-                "ping",
-                &["-c", "3", "-i", "0.2", "-w", "10", "192.168.76.1"],
-                Duration::from_secs(20),
-            )
-            .await;
+        let ping = rig.ping_host(3, "0.2", 10, Duration::from_secs(20)).await;
         assert_eq!(
             ping_received(&ping),
             3,
@@ -310,13 +316,7 @@ async fn impaired_wire_still_carries_tcp_intact_and_counts_what_it_did() {
         pcap: None,
     });
     if has_ping() {
-        let ping = rig
-            .in_guest(
-                "ping",
-                &["-c", "30", "-i", "0.05", "-w", "8", "192.168.76.1"],
-                Duration::from_secs(30),
-            )
-            .await;
+        let ping = rig.ping_host(30, "0.05", 8, Duration::from_secs(30)).await;
         // -w: ping sends until 30 answers came back (or 8 s passed).
         let (sent, got) = ping_counts(&ping);
         assert!(

@@ -6,7 +6,7 @@
 mod server_support;
 use server_support::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -262,25 +262,19 @@ fn spawn_binary(
     SocketAddr,
     std::thread::JoinHandle<String>,
 ) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host-bridge");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        .stdout(Stdio::null());
     let mut addr = None;
-    for line in lines.by_ref() {
-        let line = line.expect("stderr line");
-        if let Some(rest) = line.split("Started at ").nth(1) {
-            addr = rest.split(' ').next().and_then(|a| a.parse().ok());
-            break;
-        }
-    }
+    let (child, rest) = spawn_until_ready(cmd, true, |line| {
+        let Some(rest) = line.split("Started at ").nth(1) else {
+            return false;
+        };
+        addr = rest.split(' ').next().and_then(|a| a.parse().ok());
+        true
+    });
     let addr = addr.expect("the server printed its address");
-    let rest =
-        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
     (child, addr, rest)
 }
 

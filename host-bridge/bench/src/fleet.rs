@@ -179,24 +179,39 @@ pub fn parse_summary(text: &str) -> Result<(String, FleetRun)> {
     }
 }
 
-/// The medians of every size's runs.
+/// One fleet size over all its rounds.
 pub struct FleetRow {
     pub boards: u32,
     pub runs: usize,
     /// Boards that passed and boards run, over all rounds.
     pub passed: u32,
     pub total: u32,
-    pub wall_s: f64,
-    pub boards_per_s: f64,
+    /// The runs' figures, each the median over the runs that have it (the
+    /// counts are `passed` and `total` above; `mem_max_mib` is not kept).
+    pub median: FleetRun,
+}
+
+impl FleetRow {
+    /// Seconds for the whole fleet as milliseconds per board. Every run of a
+    /// row has the same N, so this of the median is the median of this.
+    fn per_board_ms(&self, secs: f64) -> f64 {
+        1000.0 * secs / f64::from(self.boards.max(1))
+    }
+
     /// Wall time per board, ms.
-    pub wall_per_board_ms: f64,
+    pub fn wall_per_board_ms(&self) -> f64 {
+        self.per_board_ms(self.median.wall_s)
+    }
+
     /// QEMU CPU per board, ms.
-    pub qemu_cpu_per_board_ms: f64,
+    pub fn qemu_cpu_per_board_ms(&self) -> f64 {
+        self.per_board_ms(self.median.boards_cpu_s)
+    }
+
     /// host-bridge CPU (server and relays) per board, ms.
-    pub host_cpu_per_board_ms: f64,
-    pub mem_p50_mib: Option<f64>,
-    pub first_echo_p50_ms: Option<f64>,
-    pub first_echo_p99_ms: Option<f64>,
+    pub fn host_cpu_per_board_ms(&self) -> f64 {
+        self.per_board_ms(self.median.host_cpu_s)
+    }
 }
 
 /// One row per fleet size, medians over its runs.
@@ -211,20 +226,23 @@ pub fn rows(d: &FleetData) -> Vec<FleetRow> {
             let v: Vec<f64> = runs.iter().filter_map(|r| f(r)).collect();
             median(&v)
         };
-        let per_board = |x: f64| 1000.0 * x / f64::from(n.max(1));
+        let always = |f: fn(&FleetRun) -> f64| med(&|r| Some(f(r))).unwrap_or(0.0);
         rows.push(FleetRow {
             boards: n,
             runs: runs.len(),
             passed: runs.iter().map(|r| r.passed).sum(),
             total: runs.iter().map(|r| r.boards).sum(),
-            wall_s: med(&|r| Some(r.wall_s)).unwrap_or(0.0),
-            boards_per_s: med(&|r| Some(r.boards_per_s)).unwrap_or(0.0),
-            wall_per_board_ms: med(&|r| Some(per_board(r.wall_s))).unwrap_or(0.0),
-            qemu_cpu_per_board_ms: med(&|r| Some(per_board(r.boards_cpu_s))).unwrap_or(0.0),
-            host_cpu_per_board_ms: med(&|r| Some(per_board(r.host_cpu_s))).unwrap_or(0.0),
-            mem_p50_mib: med(&|r| r.mem_p50_mib),
-            first_echo_p50_ms: med(&|r| r.first_echo_p50_ms),
-            first_echo_p99_ms: med(&|r| r.first_echo_p99_ms),
+            median: FleetRun {
+                boards: n,
+                wall_s: always(|r| r.wall_s),
+                boards_per_s: always(|r| r.boards_per_s),
+                boards_cpu_s: always(|r| r.boards_cpu_s),
+                host_cpu_s: always(|r| r.host_cpu_s),
+                mem_p50_mib: med(&|r| r.mem_p50_mib),
+                first_echo_p50_ms: med(&|r| r.first_echo_p50_ms),
+                first_echo_p99_ms: med(&|r| r.first_echo_p99_ms),
+                ..FleetRun::default()
+            },
         });
     }
     rows
@@ -270,14 +288,14 @@ pub fn section(md: &mut String, d: &FleetData, out: &Path) -> Result<()> {
             r.passed,
             r.total,
             if r.passed < r.total { "**" } else { "" },
-            r.wall_s,
-            r.boards_per_s,
-            r.wall_per_board_ms,
-            r.qemu_cpu_per_board_ms,
-            r.host_cpu_per_board_ms,
-            opt(r.mem_p50_mib, 1),
-            opt(r.first_echo_p50_ms, 0),
-            opt(r.first_echo_p99_ms, 0),
+            r.median.wall_s,
+            r.median.boards_per_s,
+            r.wall_per_board_ms(),
+            r.qemu_cpu_per_board_ms(),
+            r.host_cpu_per_board_ms(),
+            opt(r.median.mem_p50_mib, 1),
+            opt(r.median.first_echo_p50_ms, 0),
+            opt(r.median.first_echo_p99_ms, 0),
         )?;
     }
     writeln!(md)?;
@@ -301,15 +319,15 @@ pub fn section(md: &mut String, d: &FleetData, out: &Path) -> Result<()> {
              echo (the firmware's 5 s) when the machine is overloaded (shared with other \
              work): `--wave` lower, or `--timeout-ms` in the firmware arguments, trades \
              wall time for margin.\n",
-            rows[0].qemu_cpu_per_board_ms,
+            rows[0].qemu_cpu_per_board_ms(),
             rows[0].boards,
-            big.qemu_cpu_per_board_ms,
+            big.qemu_cpu_per_board_ms(),
             big.boards,
-            big.qemu_cpu_per_board_ms,
-            cores as f64 * 1000.0 / big.qemu_cpu_per_board_ms.max(1e-9),
+            big.qemu_cpu_per_board_ms(),
+            cores as f64 * 1000.0 / big.qemu_cpu_per_board_ms().max(1e-9),
             big.boards,
-            big.boards_per_s,
-            opt(big.mem_p50_mib, 0),
+            big.median.boards_per_s,
+            opt(big.median.mem_p50_mib, 0),
             wave = d.wave,
         )?;
     }
@@ -340,20 +358,24 @@ fn chart(rows: &[FleetRow], path: &Path) -> Result<()> {
     }
     let cost: Vec<Series> = vec![
         ("wall time per board", RGBColor(0xd9, 0x5f, 0x02), |r| {
-            Some(r.wall_per_board_ms)
+            Some(r.wall_per_board_ms())
         }),
         ("QEMU CPU per board", RGBColor(0x1b, 0x9e, 0x77), |r| {
-            Some(r.qemu_cpu_per_board_ms)
+            Some(r.qemu_cpu_per_board_ms())
         }),
         (
             "host-bridge CPU per board",
             RGBColor(0x75, 0x70, 0xb3),
-            |r| Some(r.host_cpu_per_board_ms),
+            |r| Some(r.host_cpu_per_board_ms()),
         ),
     ];
     let echo: Vec<Series> = vec![
-        ("p50", RGBColor(0x66, 0x66, 0x66), |r| r.first_echo_p50_ms),
-        ("p99", RGBColor(0xe7, 0x29, 0x8a), |r| r.first_echo_p99_ms),
+        ("p50", RGBColor(0x66, 0x66, 0x66), |r| {
+            r.median.first_echo_p50_ms
+        }),
+        ("p99", RGBColor(0xe7, 0x29, 0x8a), |r| {
+            r.median.first_echo_p99_ms
+        }),
     ];
     let root = BitMapBackend::new(path, (1100, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(chart_err)?;

@@ -629,67 +629,77 @@ fn grid_section(md: &mut String, g: &GridData) -> Result<()> {
     table(md, g, &ratio_cols, rate)?;
 
     writeln!(md, "### Round trip, peak RSS and client CPU\n")?;
-    write!(md, "| C | S |")?;
-    for s in &g.servers {
-        write!(md, " {s} p50 / p99 µs | {s} RSS KiB | {s} client CPU |")?;
-    }
-    writeln!(md)?;
-    write!(md, "| --: | --: |")?;
-    for _ in &g.servers {
-        write!(md, " --: | --: | --: |")?;
-    }
-    writeln!(md)?;
-    for &c in &g.conns {
-        for &s in &g.sizes {
-            write!(md, "| {c} | {} |", size_label(s))?;
-            for srv in &g.servers {
-                let p50 = cell_median(g, srv, c, s, |r| Some(r.p50_us));
-                let p99 = cell_median(g, srv, c, s, |r| Some(r.p99_us));
-                let rss = cell_median(g, srv, c, s, |r| r.server_peak_rss_kib.map(|k| k as f64));
-                let cli = cell_median(g, srv, c, s, |r| Some(r.client_cpu_s / r.secs));
-                write!(
-                    md,
-                    " {} / {} | {} | {} |",
-                    fmt_num(p50),
-                    fmt_num(p99),
-                    fmt_num(rss),
-                    cli.map(|v| format!("{v:.2}")).unwrap_or("–".into())
-                )?;
-            }
-            writeln!(md)?;
+    let columns: Vec<String> = g
+        .servers
+        .iter()
+        .flat_map(|s| {
+            [
+                format!("{s} p50 / p99 µs"),
+                format!("{s} RSS KiB"),
+                format!("{s} client CPU"),
+            ]
+        })
+        .collect();
+    cell_table(md, g, &columns, |md, c, s| {
+        for srv in &g.servers {
+            let p50 = cell_median(g, srv, c, s, |r| Some(r.p50_us));
+            let p99 = cell_median(g, srv, c, s, |r| Some(r.p99_us));
+            let rss = cell_median(g, srv, c, s, |r| r.server_peak_rss_kib.map(|k| k as f64));
+            let cli = cell_median(g, srv, c, s, |r| Some(r.client_cpu_s / r.secs));
+            write!(
+                md,
+                " {} / {} | {} | {} |",
+                fmt_num(p50),
+                fmt_num(p99),
+                fmt_num(rss),
+                cli.map(|v| format!("{v:.2}")).unwrap_or("–".into())
+            )?;
         }
-    }
-    writeln!(md)?;
-    Ok(())
+        Ok(())
+    })
 }
 
 fn table(md: &mut String, g: &GridData, ratio_cols: &[(&str, &str)], f: Metric) -> Result<()> {
+    let servers = g.servers.iter().cloned();
+    let ratios = ratio_cols.iter().map(|(a, b)| format!("{a} / {b}"));
+    let columns: Vec<String> = servers.chain(ratios).collect();
+    cell_table(md, g, &columns, |md, c, s| {
+        for srv in &g.servers {
+            write!(md, " {} |", fmt_num(cell_median(g, srv, c, s, f)))?;
+        }
+        for (a, b) in ratio_cols {
+            write!(
+                md,
+                " {} |",
+                fmt_ratio(median(&pair_ratios(g, a, b, c, s, f)))
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// A table of the grid's cells, one row per (C, S): `columns` head the columns
+/// after C and S (all right-aligned numbers), and `cells` writes a row's rest.
+fn cell_table(
+    md: &mut String,
+    g: &GridData,
+    columns: &[String],
+    mut cells: impl FnMut(&mut String, usize, usize) -> std::fmt::Result,
+) -> Result<()> {
     write!(md, "| C | S |")?;
-    for s in &g.servers {
-        write!(md, " {s} |")?;
-    }
-    for (a, b) in ratio_cols {
-        write!(md, " {a} / {b} |")?;
+    for col in columns {
+        write!(md, " {col} |")?;
     }
     writeln!(md)?;
     write!(md, "| --: | --: |")?;
-    for _ in 0..g.servers.len() + ratio_cols.len() {
+    for _ in columns {
         write!(md, " --: |")?;
     }
     writeln!(md)?;
     for &c in &g.conns {
         for &s in &g.sizes {
             write!(md, "| {c} | {} |", size_label(s))?;
-            for srv in &g.servers {
-                write!(md, " {} |", fmt_num(cell_median(g, srv, c, s, f)))?;
-            }
-            for (a, b) in ratio_cols {
-                write!(
-                    md,
-                    " {} |",
-                    fmt_ratio(median(&pair_ratios(g, a, b, c, s, f)))
-                )?;
-            }
+            cells(md, c, s)?;
             writeln!(md)?;
         }
     }

@@ -3,14 +3,14 @@
 //! (independent of the `websocket` crate), and the Python test clients.
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use host_bridge::server::{self, ServerConfig};
-use tokio_util::sync::CancellationToken;
+use host_bridge::server::ServerConfig;
+use host_bridge::testing::Server;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_host-bridge");
 
@@ -22,53 +22,25 @@ pub fn py_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py")
 }
 
-/// A server running in this process until dropped.
+/// A server running in this process until dropped: the library's own test
+/// server, on two worker threads so that the limits tests' stalled and flooding
+/// clients cannot hold up the replies to the others.
 pub struct TestServer {
     pub addr: SocketAddr,
-    stop: CancellationToken,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: Server,
 }
 
 impl TestServer {
     pub fn start(cfg: ServerConfig) -> TestServer {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stop = CancellationToken::new();
-        let stop2 = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                tx.send(l.local_addr().expect("addr")).expect("send addr");
-                server::serve(l, cfg, stop2).await.expect("serve");
-            });
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server started");
+        let server = Server::start_with_workers(cfg, 2).expect("start the test server");
         TestServer {
-            addr,
-            stop,
-            thread: Some(thread),
+            addr: server.addr(),
+            _server: server,
         }
     }
 
     pub fn url(&self) -> String {
         format!("ws://{}/ws", self.addr)
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -93,6 +65,37 @@ pub fn has_python3() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Starts `cmd` with its stderr (`from_stderr`) or else its stdout piped, and
+/// hands each line of that to `ready` until it returns true; returns the child
+/// and a thread that collects the lines after (so that the child never blocks
+/// on a full pipe).
+pub fn spawn_until_ready(
+    mut cmd: Command,
+    from_stderr: bool,
+    mut ready: impl FnMut(&str) -> bool,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    if from_stderr {
+        cmd.stderr(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn host-bridge");
+    let out: Box<dyn Read + Send> = if from_stderr {
+        Box::new(child.stderr.take().expect("stderr"))
+    } else {
+        Box::new(child.stdout.take().expect("stdout"))
+    };
+    let mut lines = BufReader::new(out).lines();
+    for line in lines.by_ref() {
+        if ready(&line.expect("a line of its output")) {
+            break;
+        }
+    }
+    let rest =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    (child, rest)
 }
 
 /// Runs `cmd` with a time limit (reading its output meanwhile); kills it when over.

@@ -15,8 +15,6 @@
 
 mod peer;
 
-use std::sync::Arc;
-
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, Role, WebSocket};
@@ -34,11 +32,9 @@ struct Args {
 const MAX_HEADER: usize = 8192;
 
 fn main() -> Result<()> {
-    let args = Arc::new(Args::parse());
     peer::run(
         "fws-reverse-server",
-        &args.peer,
-        args.clone(),
+        |a: &Args| &a.peer,
         |stream, args| async move { connection(stream, &args).await },
     )
 }

@@ -19,7 +19,6 @@ use std::io::Write;
 mod peer;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
@@ -41,11 +40,9 @@ struct Args {
 }
 
 fn main() -> Result<()> {
-    let args = Arc::new(Args::parse());
     peer::run(
         "tt-reverse-server",
-        &args.peer,
-        args.clone(),
+        |a: &Args| &a.peer,
         |stream, args| async move { connection(stream, &args).await },
     )
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, Parser};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The options both peers take, as `host-bridge serve` does.
@@ -28,21 +28,19 @@ pub struct Options {
     pub quiet: bool,
 }
 
-/// Listens on `options.listen` and hands each accepted stream to `connection`
+/// Parses the command line into `A` (whose peer [`Options`] `options` picks
+/// out), listens on `--listen` and hands each accepted stream to `connection`
 /// in its own task, on tokio's current-thread runtime for `--threads 1` (to
 /// match `host-bridge serve --threads 1`), else on a multi-thread one; `name`
 /// prefixes the per-connection error lines (unless `--quiet`).
-pub fn run<A, F, Fut>(
-    name: &'static str,
-    options: &Options,
-    args: Arc<A>,
-    connection: F,
-) -> Result<()>
+pub fn run<A, F, Fut>(name: &'static str, options: fn(&A) -> &Options, connection: F) -> Result<()>
 where
-    A: Send + Sync + 'static,
+    A: Parser + Send + Sync + 'static,
     F: Fn(TcpStream, Arc<A>) -> Fut,
     Fut: Future<Output = Result<()>> + Send + 'static,
 {
+    let args = Arc::new(A::parse());
+    let options = options(&args);
     let rt = if options.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
