@@ -363,10 +363,15 @@ pub fn parse_url(text: &str) -> Result<WsUrl<'_>, ArgError<'_>> {
     let rest = text
         .strip_prefix("ws://")
         .ok_or(bad("URL must start with ws:// (wss is not supported)"))?;
-    let (authority, path) = match rest.as_bytes().iter().position(|&c| c == b'/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
+    // `split_at_checked`, not `split_at`: `i` is always a char boundary (b'/' is
+    // ASCII), but `split_at`'s panic would link core's str slice-error formatter
+    // (0.9 KiB of code and text, measured) for this one call.
+    let (authority, path) = rest
+        .as_bytes()
+        .iter()
+        .position(|&c| c == b'/')
+        .and_then(|i| rest.split_at_checked(i))
+        .unwrap_or((rest, "/"));
     let (host, port) = match split_at_byte(authority, b':', true) {
         Some((host, port)) => (
             host,
